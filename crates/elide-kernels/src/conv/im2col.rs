@@ -1,0 +1,75 @@
+//! im2col for a band of output rows: the GEMM right-hand side `[cin_g*kh*kw, pixels]`.
+use super::Conv2dParams;
+use crate::Tensor;
+
+/// The output positions `lo..hi` (within `0..out_len`) whose input index
+/// `o * stride + shift` falls inside `0..in_len`.
+#[inline]
+pub(super) fn valid_span(
+    out_len: usize,
+    in_len: usize,
+    shift: isize,
+    stride: usize,
+) -> (usize, usize) {
+    let w = in_len as isize;
+    let s = stride as isize;
+    let lo = if shift >= 0 { 0 } else { (-shift + s - 1) / s };
+    let hi = if w - shift <= 0 {
+        0
+    } else {
+        ((w - shift + s - 1) / s).min(out_len as isize)
+    };
+    if lo >= hi {
+        (0, 0)
+    } else {
+        (lo as usize, hi as usize)
+    }
+}
+
+/// Fills `col` (`k` rows of `(oy1-oy0)*wo` values) with the receptive fields of output rows
+/// `oy0..oy1` of image `n`, input channels `c0..c0+cin_g`; zeros where the window leaves the image.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn im2col_band(
+    x: &Tensor,
+    n: usize,
+    c0: usize,
+    cin_g: usize,
+    p: &Conv2dParams,
+    (oy0, oy1): (usize, usize),
+    wo: usize,
+    col: &mut [f32],
+) {
+    let [_, _, h, w] = x.shape();
+    let [kh, kw] = p.kernel;
+    let npix = (oy1 - oy0) * wo;
+    for ci in 0..cin_g {
+        let xin = x.plane(n, c0 + ci);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let r = (ci * kh + ky) * kw + kx;
+                let dst = &mut col[r * npix..(r + 1) * npix];
+                let shift = (kx * p.dilation[1]) as isize - p.pad.left as isize;
+                let (lo, hi) = valid_span(wo, w, shift, p.stride[1]);
+                for (j, drow) in dst.chunks_exact_mut(wo).enumerate() {
+                    let iy = ((oy0 + j) * p.stride[0] + ky * p.dilation[0]) as isize
+                        - p.pad.top as isize;
+                    if iy < 0 || iy >= h as isize || lo == hi {
+                        drow.fill(0.0);
+                        continue;
+                    }
+                    let irow = &xin[iy as usize * w..(iy as usize + 1) * w];
+                    drow[..lo].fill(0.0);
+                    drow[hi..].fill(0.0);
+                    if p.stride[1] == 1 {
+                        let s = (lo as isize + shift) as usize;
+                        drow[lo..hi].copy_from_slice(&irow[s..s + hi - lo]);
+                    } else {
+                        for (ox, d) in drow.iter_mut().enumerate().take(hi).skip(lo) {
+                            *d = irow[(ox as isize * p.stride[1] as isize + shift) as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

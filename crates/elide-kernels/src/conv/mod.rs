@@ -1,0 +1,239 @@
+//! Dense 2-D convolution, NCHW, f32.
+//!
+//! [`Conv2d`] owns a layer's weights (OIHW, batch-norm folded in) and picks a kernel per call:
+//! - depthwise (one input channel per group): a direct kernel, [`depthwise`];
+//! - 1x1 stride 1 unpadded: `gemm` straight on the input planes, no im2col;
+//! - everything else: im2col of a band of output rows at a time, one `gemm` per band and group,
+//!   bands in parallel with rayon (see [`gemm_conv`]).
+//!
+//! Bias and activation are applied in the epilogue of each band while it is still in cache.
+mod activation;
+mod depthwise;
+mod gemm_conv;
+mod im2col;
+mod params;
+mod reference;
+
+pub use activation::Activation;
+pub use params::{Conv2dParams, Padding};
+pub use reference::{conv2d_error_scale, conv2d_reference, max_scaled_error};
+
+use crate::error::{param_err, shape_err, Result};
+use crate::Tensor;
+
+/// Which kernel a [`Conv2d`] runs; reported by benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// Direct depthwise loops.
+    Depthwise,
+    /// 1x1 convolution as a plain GEMM over the input planes.
+    Pointwise,
+    /// Tiled im2col + GEMM.
+    Im2colGemm,
+}
+
+/// A convolution layer: weights, bias, geometry and fused activation.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    params: Conv2dParams,
+    in_channels: usize,
+    out_channels: usize,
+    /// OIHW: for group `g`, rows `g*cout_g..` are each `cin_g*kh*kw` long, i.e. the GEMM's
+    /// left-hand side with no repacking.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    act: Activation,
+}
+
+impl Conv2d {
+    /// A layer from OIHW weights `[cout, cin/groups, kh, kw]`, an optional bias, the geometry
+    /// (its kernel size must match the weights) and an activation.
+    pub fn new(
+        weight: &Tensor,
+        bias: Option<&[f32]>,
+        params: Conv2dParams,
+        act: Activation,
+    ) -> Result<Self> {
+        params.validate()?;
+        let [cout, cin_g, kh, kw] = weight.shape();
+        let op = "Conv2d::new";
+        if [kh, kw] != params.kernel {
+            return shape_err(
+                op,
+                format!("weights are {kh}x{kw} but params say {:?}", params.kernel),
+            );
+        }
+        if cout == 0 || cin_g == 0 {
+            return shape_err(
+                op,
+                format!("weights {:?} have a zero dimension", weight.shape()),
+            );
+        }
+        if cout % params.groups != 0 {
+            return param_err(
+                op,
+                format!(
+                    "{cout} output channels not divisible by {} groups",
+                    params.groups
+                ),
+            );
+        }
+        if let Some(b) = bias {
+            if b.len() != cout {
+                return shape_err(
+                    op,
+                    format!("bias has {} values for {cout} channels", b.len()),
+                );
+            }
+        }
+        weight.check_finite(op)?;
+        Ok(Self {
+            params,
+            in_channels: cin_g * params.groups,
+            out_channels: cout,
+            weight: weight.data().to_vec(),
+            bias: bias.map_or_else(|| vec![0.0; cout], <[f32]>::to_vec),
+            act,
+        })
+    }
+
+    /// Folds an inference batch-norm that follows this conv into its weights and bias:
+    /// `w' = w * s`, `b' = (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`.
+    pub fn fold_batch_norm(
+        &mut self,
+        gamma: &[f32],
+        beta: &[f32],
+        mean: &[f32],
+        var: &[f32],
+        eps: f32,
+    ) -> Result<()> {
+        let c = self.out_channels;
+        if [gamma.len(), beta.len(), mean.len(), var.len()] != [c; 4] {
+            return shape_err(
+                "Conv2d::fold_batch_norm",
+                format!("each statistic needs {c} values"),
+            );
+        }
+        if let Some(i) = var.iter().position(|&v| !(v + eps > 0.0)) {
+            return param_err(
+                "Conv2d::fold_batch_norm",
+                format!("var[{i}] + eps = {} is not positive", var[i] + eps),
+            );
+        }
+        let per_out = self.weight.len() / c;
+        for oc in 0..c {
+            let s = gamma[oc] / (var[oc] + eps).sqrt();
+            self.weight[oc * per_out..(oc + 1) * per_out]
+                .iter_mut()
+                .for_each(|w| *w *= s);
+            self.bias[oc] = (self.bias[oc] - mean[oc]) * s + beta[oc];
+        }
+        Ok(())
+    }
+
+    /// The geometry.
+    pub fn params(&self) -> &Conv2dParams {
+        &self.params
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
+    }
+
+    /// The fused activation.
+    pub fn activation(&self) -> Activation {
+        self.act
+    }
+
+    /// The weights as an OIHW tensor (batch-norm folded in).
+    pub fn weight(&self) -> Tensor {
+        let [kh, kw] = self.params.kernel;
+        let cin_g = self.in_channels / self.params.groups;
+        Tensor::from_vec([self.out_channels, cin_g, kh, kw], self.weight.clone())
+            .expect("weight length is an invariant")
+    }
+
+    /// The bias (zeros when the layer was built without one).
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// The same layer without padding, for tiles that carry their own halo.
+    pub fn to_valid(&self) -> Self {
+        let mut c = self.clone();
+        c.params = c.params.valid();
+        c
+    }
+
+    /// Multiply-accumulates for one input of `h x w` (per image).
+    pub fn macs(&self, h: usize, w: usize) -> Result<u64> {
+        let (ho, wo) = self.params.out_size(h, w)?;
+        let [kh, kw] = self.params.kernel;
+        let k = (self.in_channels / self.params.groups * kh * kw) as u64;
+        Ok(self.out_channels as u64 * k * (ho * wo) as u64)
+    }
+
+    /// The kernel [`Conv2d::forward`] runs for this layer.
+    pub fn kernel(&self) -> ConvKernel {
+        let p = &self.params;
+        if self.in_channels == p.groups {
+            ConvKernel::Depthwise
+        } else if p.kernel == [1, 1] && p.stride == [1, 1] && p.pad == Padding::default() {
+            ConvKernel::Pointwise
+        } else {
+            ConvKernel::Im2colGemm
+        }
+    }
+
+    /// Output shape for an input shape, validating channels and sizes.
+    pub fn out_shape(&self, in_shape: [usize; 4]) -> Result<[usize; 4]> {
+        let [n, c, h, w] = in_shape;
+        if c != self.in_channels {
+            return shape_err(
+                "Conv2d",
+                format!("input has {c} channels, layer expects {}", self.in_channels),
+            );
+        }
+        if n == 0 || h == 0 || w == 0 {
+            return shape_err("Conv2d", format!("input {in_shape:?} is empty"));
+        }
+        let (ho, wo) = self.params.out_size(h, w)?;
+        Ok([n, self.out_channels, ho, wo])
+    }
+
+    /// Convolves `x` into a new tensor.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut out = Tensor::zeros(self.out_shape(x.shape())?);
+        self.run(x, &mut out);
+        Ok(out)
+    }
+
+    /// Convolves `x` into `out`, whose shape must be the output shape; reuses its buffer.
+    pub fn forward_into(&self, x: &Tensor, out: &mut Tensor) -> Result<()> {
+        let shape = self.out_shape(x.shape())?;
+        if out.shape() != shape {
+            return shape_err(
+                "Conv2d::forward_into",
+                format!("output is {:?}, expected {shape:?}", out.shape()),
+            );
+        }
+        self.run(x, out);
+        Ok(())
+    }
+
+    fn run(&self, x: &Tensor, out: &mut Tensor) {
+        match self.kernel() {
+            ConvKernel::Depthwise => depthwise::run(self, x, out),
+            ConvKernel::Pointwise | ConvKernel::Im2colGemm => gemm_conv::run(self, x, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,26 @@
+//! Compute kernels for elide, independent of graphs, importers and training.
+//!
+//! - [`Tensor`]: a thin owned NCHW `f32` buffer.
+//! - [`conv`]: dense 2-D convolution (tiled im2col + `gemm`, a 1x1 fast path and a direct
+//!   depthwise kernel) with folded batch-norm and fused activations, plus a naive reference.
+//! - [`sparse`]: SBNet's block primitives: `reduce_mask`, `sparse_gather`, `sparse_scatter`.
+//! - [`threads`]: run work on a fixed number of rayon threads.
+//!
+//! ```
+//! use elide_kernels::{conv::{Conv2d, Conv2dParams, Activation}, Tensor};
+//! let w = Tensor::zeros([8, 3, 3, 3]);
+//! let conv = Conv2d::new(&w, None, Conv2dParams::same(3), Activation::Relu).unwrap();
+//! let y = conv.forward(&Tensor::zeros([1, 3, 10, 12])).unwrap();
+//! assert_eq!(y.shape(), [1, 8, 10, 12]);
+//! ```
+#![deny(missing_docs)]
+
+pub mod conv;
+mod error;
+pub mod rng;
+pub mod sparse;
+mod tensor;
+pub mod threads;
+
+pub use error::{KernelError, Result};
+pub use tensor::Tensor;

@@ -1,0 +1,96 @@
+//! Gathers the active windows of an image into a dense stack of tiles.
+use super::{mask::clip, BlockGrid, BlockIndex};
+use crate::error::{shape_err, KernelError, Result};
+use crate::Tensor;
+use rayon::prelude::*;
+
+/// Copies window `blocks[i]` of `x` into `stack[i]`, giving `[blocks.len(), C, size_h, size_w]`.
+/// Pixels outside the image are zero. Errors on out-of-range blocks and on NaN/inf in what
+/// it reads (values outside the active windows are never read, so never checked).
+pub fn sparse_gather(x: &Tensor, blocks: &[BlockIndex], grid: &BlockGrid) -> Result<Tensor> {
+    let [_, c, _, _] = x.shape();
+    let mut stack = Tensor::zeros([blocks.len(), c, grid.size[0], grid.size[1]]);
+    sparse_gather_into(x, blocks, grid, &mut stack)?;
+    Ok(stack)
+}
+
+/// [`sparse_gather`] into a caller-owned stack of shape `[blocks.len(), C, size_h, size_w]`.
+pub fn sparse_gather_into(
+    x: &Tensor,
+    blocks: &[BlockIndex],
+    grid: &BlockGrid,
+    stack: &mut Tensor,
+) -> Result<()> {
+    let [n, c, h, w] = x.shape();
+    let [th, tw] = grid.size;
+    let want = [blocks.len(), c, th, tw];
+    if stack.shape() != want {
+        return shape_err(
+            "sparse_gather",
+            format!("stack is {:?}, expected {want:?}", stack.shape()),
+        );
+    }
+    check_blocks("sparse_gather", blocks, grid, n)?;
+    if blocks.is_empty() || c == 0 {
+        return Ok(());
+    }
+    let tile = c * th * tw;
+    stack
+        .data_mut()
+        .par_chunks_mut(tile)
+        .zip(blocks.par_iter())
+        .try_for_each(|(dst, b)| {
+            let [y0, x0] = grid.origin(b.by as usize, b.bx as usize);
+            let (xa, xb) = clip(x0, tw, w);
+            for ci in 0..c {
+                let src = x.plane(b.n as usize, ci);
+                for (ty, drow) in dst[ci * th * tw..(ci + 1) * th * tw]
+                    .chunks_exact_mut(tw)
+                    .enumerate()
+                {
+                    let iy = y0 + ty as isize;
+                    if iy < 0 || iy >= h as isize || xa >= xb {
+                        drow.fill(0.0);
+                        continue;
+                    }
+                    let lo = (xa as isize - x0) as usize;
+                    let hi = (xb as isize - x0) as usize;
+                    drow[..lo].fill(0.0);
+                    drow[hi..].fill(0.0);
+                    let row = iy as usize * w;
+                    drow[lo..hi].copy_from_slice(&src[row + xa..row + xb]);
+                }
+            }
+            match dst.iter().position(|v| !v.is_finite()) {
+                None => Ok(()),
+                Some(i) => Err(KernelError::NonFinite {
+                    op: "sparse_gather",
+                    detail: format!(
+                        "input value {} found in block {b:?} (channel {})",
+                        dst[i],
+                        i / (th * tw)
+                    ),
+                }),
+            }
+        })
+}
+
+pub(super) fn check_blocks(
+    op: &'static str,
+    blocks: &[BlockIndex],
+    grid: &BlockGrid,
+    n: usize,
+) -> Result<()> {
+    match blocks.iter().find(|b| {
+        b.n as usize >= n || b.by as usize >= grid.count[0] || b.bx as usize >= grid.count[1]
+    }) {
+        None => Ok(()),
+        Some(b) => shape_err(
+            op,
+            format!(
+                "block {b:?} is outside a batch of {n} with a {:?} grid",
+                grid.count
+            ),
+        ),
+    }
+}

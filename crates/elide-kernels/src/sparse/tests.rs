@@ -1,0 +1,221 @@
+//! Block primitives against element-by-element references on random grids and shapes.
+use super::*;
+use crate::conv::{Activation, Conv2dParams, Padding};
+use crate::rng::SplitMix64;
+use crate::{KernelError, Tensor};
+
+fn random_grid(rng: &mut SplitMix64, h: usize, w: usize) -> BlockGrid {
+    let size = [rng.int(1, 9), rng.int(1, 9)];
+    let stride = [rng.int(1, 9), rng.int(1, 9)];
+    let offset = [-(rng.int(0, 3) as isize), -(rng.int(0, 3) as isize)];
+    BlockGrid {
+        size,
+        stride,
+        offset,
+        count: [h.div_ceil(stride[0]), w.div_ceil(stride[1])],
+    }
+}
+
+/// Value of image `n`, channel `c` at `(y, x)`, or 0 outside the image.
+fn at(x: &Tensor, n: usize, c: usize, y: isize, xx: isize) -> f32 {
+    let [_, _, h, w] = x.shape();
+    if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+        0.0
+    } else {
+        x.plane(n, c)[y as usize * w + xx as usize]
+    }
+}
+
+#[test]
+fn reduce_mask_matches_brute_force() {
+    let mut rng = SplitMix64::new(1);
+    for _ in 0..200 {
+        let (n, h, w) = (rng.int(1, 2), rng.int(1, 30), rng.int(1, 30));
+        let density = rng.uniform();
+        let mask = Mask::from_vec(
+            [n, h, w],
+            (0..n * h * w)
+                .map(|_| (rng.uniform() < density * 0.2) as u8 as f32)
+                .collect(),
+        )
+        .unwrap();
+        let grid = random_grid(&mut rng, h, w);
+        let thr = rng.range(0.0, 0.5);
+        for pooling in [Pooling::Max, Pooling::Avg] {
+            let got = reduce_mask(&mask, &grid, pooling, thr).unwrap();
+            let mut want = Vec::new();
+            for b in 0..n {
+                for by in 0..grid.count[0] {
+                    for bx in 0..grid.count[1] {
+                        let [y0, x0] = grid.origin(by, bx);
+                        let mut vals = Vec::new();
+                        for y in y0..y0 + grid.size[0] as isize {
+                            for x in x0..x0 + grid.size[1] as isize {
+                                if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w {
+                                    vals.push(mask.data()[(b * h + y as usize) * w + x as usize]);
+                                }
+                            }
+                        }
+                        let on = !vals.is_empty()
+                            && match pooling {
+                                Pooling::Max => vals.iter().any(|&v| v > thr),
+                                Pooling::Avg => vals.iter().sum::<f32>() / vals.len() as f32 > thr,
+                            };
+                        if on {
+                            want.push(BlockIndex {
+                                n: b as u32,
+                                by: by as u32,
+                                bx: bx as u32,
+                            });
+                        }
+                    }
+                }
+            }
+            assert_eq!(got, want, "{grid:?} {pooling:?}");
+        }
+    }
+}
+
+#[test]
+fn empty_mask_gives_no_blocks() {
+    let mask = Mask::from_vec([1, 16, 16], vec![0.0; 256]).unwrap();
+    let cb = ConvBlocks::new(&Conv2dParams::same(3), [16, 16], [4, 4]).unwrap();
+    assert!(reduce_mask(&mask, &cb.input, Pooling::Max, 0.5)
+        .unwrap()
+        .is_empty());
+    let x = Tensor::zeros([1, 3, 16, 16]);
+    assert_eq!(
+        sparse_gather(&x, &[], &cb.input).unwrap().shape(),
+        [0, 3, 6, 6]
+    );
+}
+
+#[test]
+fn gather_and_scatter_match_elementwise_reference() {
+    let mut rng = SplitMix64::new(2);
+    for _ in 0..100 {
+        let (n, c, h, w) = (rng.int(1, 2), rng.int(1, 4), rng.int(1, 25), rng.int(1, 25));
+        let x = Tensor::from_vec([n, c, h, w], rng.vec(n * c * h * w, -1.0, 1.0)).unwrap();
+        let grid = random_grid(&mut rng, h, w);
+        let blocks: Vec<BlockIndex> = (0..n)
+            .flat_map(|b| {
+                (0..grid.count[0]).flat_map(move |by| (0..grid.count[1]).map(move |bx| (b, by, bx)))
+            })
+            .filter(|_| rng.uniform() < 0.5)
+            .map(|(b, by, bx)| BlockIndex {
+                n: b as u32,
+                by: by as u32,
+                bx: bx as u32,
+            })
+            .collect();
+        let stack = sparse_gather(&x, &blocks, &grid).unwrap();
+        let [th, tw] = grid.size;
+        for (i, b) in blocks.iter().enumerate() {
+            let [y0, x0] = grid.origin(b.by as usize, b.bx as usize);
+            for ci in 0..c {
+                for ty in 0..th {
+                    for tx in 0..tw {
+                        let got = stack.data()[((i * c + ci) * th + ty) * tw + tx];
+                        assert_eq!(
+                            got,
+                            at(&x, b.n as usize, ci, y0 + ty as isize, x0 + tx as isize)
+                        );
+                    }
+                }
+            }
+        }
+        let tiles = Tensor::from_vec(stack.shape(), rng.vec(stack.len(), -1.0, 1.0)).unwrap();
+        for (mode, act) in [
+            (ScatterMode::Write, Activation::None),
+            (ScatterMode::Add, Activation::None),
+            (ScatterMode::Add, Activation::Relu),
+            (ScatterMode::Write, Activation::Sigmoid),
+        ] {
+            let mut got = x.clone();
+            sparse_scatter(&tiles, &blocks, &grid, &mut got, mode, act).unwrap();
+            let mut want = x.clone();
+            let wd = want.data_mut();
+            for (i, b) in blocks.iter().enumerate() {
+                let [y0, x0] = grid.origin(b.by as usize, b.bx as usize);
+                for ci in 0..c {
+                    for ty in 0..th {
+                        for tx in 0..tw {
+                            let (y, xx) = (y0 + ty as isize, x0 + tx as isize);
+                            if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                                continue;
+                            }
+                            let idx = ((b.n as usize * c + ci) * h + y as usize) * w + xx as usize;
+                            let t = tiles.data()[((i * c + ci) * th + ty) * tw + tx];
+                            wd[idx] = match mode {
+                                ScatterMode::Write => act.apply(t),
+                                ScatterMode::Add => act.apply(wd[idx] + t),
+                            };
+                        }
+                    }
+                }
+            }
+            assert_eq!(got, want, "{grid:?} {mode:?}");
+        }
+    }
+}
+
+#[test]
+fn conv_blocks_cover_receptive_fields() {
+    let p = Conv2dParams::new(3, 5)
+        .with_stride(2, 1)
+        .with_dilation(1, 2)
+        .with_pad(Padding {
+            top: 1,
+            left: 4,
+            bottom: 0,
+            right: 3,
+        });
+    let cb = ConvBlocks::new(&p, [31, 40], [4, 6]).unwrap();
+    let (ho, wo) = p.out_size(31, 40).unwrap();
+    assert_eq!(cb.output.count, [ho.div_ceil(4), wo.div_ceil(6)]);
+    // Block (1, 2): outputs rows 4..8, cols 12..18 read input rows 4*2-1 .. 7*2-1+3, cols 12-4 .. 17-4+9.
+    assert_eq!(cb.input.origin(1, 2), [7, 8]);
+    assert_eq!(cb.input.size, [3 * 2 + 3, 5 + 9]);
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let p = Conv2dParams::same(3);
+    assert!(matches!(
+        ConvBlocks::new(&p, [8, 8], [9, 4]),
+        Err(KernelError::Param { .. })
+    ));
+    assert!(ConvBlocks::new(&p, [8, 8], [0, 4]).is_err());
+    assert!(matches!(
+        Mask::from_vec([1, 2, 2], vec![0.0, f32::NAN, 0.0, 0.0]),
+        Err(KernelError::NonFinite { .. })
+    ));
+    assert!(Mask::from_vec([1, 2, 2], vec![0.0; 3]).is_err());
+    let cb = ConvBlocks::new(&p, [8, 8], [4, 4]).unwrap();
+    let mask = Mask::from_vec([1, 8, 8], vec![1.0; 64]).unwrap();
+    assert!(reduce_mask(&mask, &cb.input, Pooling::Max, f32::NAN).is_err());
+    let x = Tensor::zeros([1, 2, 8, 8]);
+    let far = [BlockIndex { n: 0, by: 2, bx: 0 }];
+    assert!(matches!(
+        sparse_gather(&x, &far, &cb.input),
+        Err(KernelError::Shape { .. })
+    ));
+    let mut nan = x.clone();
+    nan.data_mut()[3] = f32::NAN;
+    let blocks = reduce_mask(&mask, &cb.input, Pooling::Max, 0.5).unwrap();
+    assert!(matches!(
+        sparse_gather(&nan, &blocks, &cb.input),
+        Err(KernelError::NonFinite { .. })
+    ));
+    let mut base = x.clone();
+    let bad_stack = Tensor::zeros([blocks.len(), 2, 5, 4]);
+    assert!(sparse_scatter(
+        &bad_stack,
+        &blocks,
+        &cb.output,
+        &mut base,
+        ScatterMode::Write,
+        Activation::None
+    )
+    .is_err());
+}
