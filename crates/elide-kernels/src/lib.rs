@@ -23,4 +23,4 @@ mod tensor;
 pub mod threads;
 
 pub use error::{KernelError, Result};
-pub use tensor::Tensor;
+pub use tensor::{rel_err, Tensor};

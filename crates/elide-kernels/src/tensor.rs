@@ -80,19 +80,24 @@ impl Tensor {
         }
     }
 
-    /// Largest relative difference `|a-b| / max(|a|,|b|,floor)` over all elements; shapes must match.
-    pub fn max_rel_diff(&self, other: &Tensor, floor: f32) -> Result<f32> {
-        if self.shape != other.shape {
-            return shape_err(
-                "Tensor::max_rel_diff",
-                format!("{:?} vs {:?}", self.shape, other.shape),
-            );
+    /// Norm-wise relative error `max|self - want| / max|want|` (0 when both are zero).
+    /// Element-wise relative error is meaningless where values cancel to near zero, so this is
+    /// the figure tests and benchmarks report; shapes must match.
+    pub fn rel_err(&self, want: &Tensor) -> Result<f32> {
+        if self.shape != want.shape {
+            return shape_err("Tensor::rel_err", format!("{:?} vs {:?}", self.shape, want.shape));
         }
-        Ok(self
-            .data
-            .iter()
-            .zip(&other.data)
-            .map(|(a, b)| (a - b).abs() / a.abs().max(b.abs()).max(floor))
-            .fold(0.0, f32::max))
+        Ok(rel_err(&self.data, &want.data))
+    }
+}
+
+/// Norm-wise relative error of two equally long slices: `max|got - want| / max|want|`.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    if diff == 0.0 {
+        0.0
+    } else {
+        diff / scale.max(f32::MIN_POSITIVE)
     }
 }

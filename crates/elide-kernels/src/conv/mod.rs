@@ -131,6 +131,12 @@ impl Conv2d {
         Ok(())
     }
 
+    /// The same layer with another fused activation.
+    pub fn with_activation(mut self, act: Activation) -> Self {
+        self.act = act;
+        self
+    }
+
     /// The geometry.
     pub fn params(&self) -> &Conv2dParams {
         &self.params

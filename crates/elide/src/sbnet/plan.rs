@@ -1,0 +1,186 @@
+//! Choosing how to run a block-sparse layer: which block size, or dense.
+//!
+//! The cost model counts, for each candidate output block side `b`, the active blocks the mask
+//! gives and prices one block as GEMM work at an efficiency that falls for small tiles
+//! (`n / (n + N_HALF)` for a tile of `n` output pixels: small GEMMs pay packing and edge
+//! overheads), plus the floats gathered and scattered and a fixed per-block cost. The dense
+//! layer is priced the same way at full efficiency. The constants were fitted to timings on
+//! the reference 2-core AVX2 machine (`elide bench sbnet`, README); only their ratios matter.
+use elide_kernels::conv::Conv2dParams;
+use elide_kernels::sparse::{reduce_mask, BlockIndex, ConvBlocks, Mask, Pooling};
+use elide_kernels::KernelError;
+
+use crate::Result;
+
+/// Output pixels at which a tile's GEMM reaches half of its large-matrix speed.
+const N_HALF: f64 = 48.0;
+/// Cost of moving one float through gather or scatter, in multiply-accumulates.
+const FLOAT_MOVE: f64 = 4.0;
+/// Fixed cost per block (bookkeeping, GEMM setup, weight packing), in multiply-accumulates.
+const PER_BLOCK: f64 = 20_000.0;
+/// Sparse runs only when the model predicts at least this speed-up over dense.
+const MIN_GAIN: f64 = 1.1;
+/// Output block sides tried by [`BlockSize::Auto`].
+pub const CANDIDATES: [usize; 7] = [8, 12, 16, 24, 32, 48, 64];
+
+/// How to pick the output block side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BlockSize {
+    /// By the cost model among [`CANDIDATES`], with dense fallback.
+    #[default]
+    Auto,
+    /// This side (clamped to the output), always sparse.
+    Fixed(usize),
+}
+
+/// How the mask is turned into active blocks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskPolicy {
+    /// Pooling over each block's input window.
+    pub pooling: Pooling,
+    /// A window is active when its pooled value exceeds this.
+    pub threshold: f32,
+}
+
+impl Default for MaskPolicy {
+    fn default() -> Self {
+        Self {
+            pooling: Pooling::Max,
+            threshold: 0.5,
+        }
+    }
+}
+
+/// What a layer will run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// The dense layer over the whole image (every block counts as active).
+    Dense {
+        /// Blocks the best sparse candidate would have run, and out of how many.
+        active: usize,
+        /// Total blocks of that candidate.
+        total: usize,
+    },
+    /// The listed blocks of the given grids.
+    Sparse {
+        /// Output block side.
+        block: usize,
+        /// Input and output grids.
+        grids: ConvBlocks,
+        /// Active blocks in (n, by, bx) order.
+        blocks: Vec<BlockIndex>,
+    },
+}
+
+impl Plan {
+    /// Output block side, `None` for dense.
+    pub fn block(&self) -> Option<usize> {
+        match self {
+            Plan::Dense { .. } => None,
+            Plan::Sparse { block, .. } => Some(*block),
+        }
+    }
+
+    /// Fraction of blocks skipped (0 for dense).
+    pub fn block_sparsity(&self) -> f64 {
+        match self {
+            Plan::Dense { .. } => 0.0,
+            Plan::Sparse { grids, blocks, .. } => {
+                let n = blocks.iter().map(|b| b.n).max().map_or(1, |n| n as usize + 1);
+                1.0 - blocks.len() as f64 / (grids.output.len() * n).max(1) as f64
+            }
+        }
+    }
+}
+
+/// The shape-only description of a layer the cost model needs.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerCost {
+    /// Geometry of the whole layer (for a residual unit: one conv with the unit's receptive field).
+    pub params: Conv2dParams,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Per conv, in order: MACs per output pixel, and how much the tile shrinks (`rf - 1`).
+    pub convs: Vec<(usize, usize)>,
+}
+
+impl LayerCost {
+    /// MACs for one block of side `b`, each conv on its tile (earlier convs of a residual
+    /// branch run on larger tiles that include the halo), priced at the tile's GEMM efficiency.
+    fn block_macs(&self, b: usize) -> f64 {
+        let mut side = b;
+        let mut macs = 0.0;
+        for &(per_pixel, shrink) in self.convs.iter().rev() {
+            let n = (side * side) as f64;
+            macs += per_pixel as f64 * (n + N_HALF);
+            side += shrink;
+        }
+        macs
+    }
+
+    fn block_cost(&self, b: usize) -> f64 {
+        let [rh, rw] = self.params.receptive_field();
+        let moved = self.cin * (b + rh - 1) * (b + rw - 1) + self.cout * b * b;
+        self.block_macs(b) + FLOAT_MOVE * moved as f64 + PER_BLOCK
+    }
+
+    fn dense_cost(&self, n: usize, ho: usize, wo: usize) -> f64 {
+        let per_pixel: usize = self.convs.iter().map(|c| c.0).sum();
+        (n * ho * wo * per_pixel) as f64
+    }
+}
+
+/// Chooses a plan for a layer on an input of `in_shape` under `mask`.
+pub(crate) fn choose(
+    cost: &LayerCost,
+    in_shape: [usize; 4],
+    mask: &Mask,
+    size: BlockSize,
+    policy: MaskPolicy,
+) -> Result<Plan> {
+    let [n, _, h, w] = in_shape;
+    if mask.shape() != [n, h, w] {
+        return Err(KernelError::Shape {
+            op: "sbnet",
+            detail: format!("mask is {:?}, input needs [{n}, {h}, {w}]", mask.shape()),
+        }
+        .into());
+    }
+    let (ho, wo) = cost.params.out_size(h, w)?;
+    let sparse_for = |b: usize| -> Result<(usize, ConvBlocks, Vec<BlockIndex>)> {
+        let grids = ConvBlocks::new(&cost.params, [h, w], [b, b])?;
+        let blocks = reduce_mask(mask, &grids.input, policy.pooling, policy.threshold)?;
+        Ok((b, grids, blocks))
+    };
+    if let BlockSize::Fixed(b) = size {
+        if b == 0 {
+            return Err(crate::Error::Invalid("block size must be at least 1".into()));
+        }
+        let (block, grids, blocks) = sparse_for(b)?;
+        return Ok(Plan::Sparse { block, grids, blocks });
+    }
+    let mut best: Option<(f64, (usize, ConvBlocks, Vec<BlockIndex>))> = None;
+    for &b in CANDIDATES.iter().filter(|&&b| b <= ho.max(wo)) {
+        let cand = sparse_for(b.min(ho).min(wo))?;
+        if best.as_ref().is_some_and(|(_, c)| c.0 == cand.0) {
+            continue;
+        }
+        let t = cand.2.len() as f64 * cost.block_cost(cand.0);
+        if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
+            best = Some((t, cand));
+        }
+    }
+    let (t, (block, grids, blocks)) = match best {
+        Some(b) => b,
+        None => sparse_for(ho.min(wo)).map(|c| (f64::INFINITY, c))?,
+    };
+    if t * MIN_GAIN > cost.dense_cost(n, ho, wo) {
+        return Ok(Plan::Dense {
+            active: blocks.len(),
+            total: grids.output.len() * n,
+        });
+    }
+    Ok(Plan::Sparse { block, grids, blocks })
+}
