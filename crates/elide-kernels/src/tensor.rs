@@ -85,7 +85,10 @@ impl Tensor {
     /// the figure tests and benchmarks report; shapes must match.
     pub fn rel_err(&self, want: &Tensor) -> Result<f32> {
         if self.shape != want.shape {
-            return shape_err("Tensor::rel_err", format!("{:?} vs {:?}", self.shape, want.shape));
+            return shape_err(
+                "Tensor::rel_err",
+                format!("{:?} vs {:?}", self.shape, want.shape),
+            );
         }
         Ok(rel_err(&self.data, &want.data))
     }
@@ -94,7 +97,10 @@ impl Tensor {
 /// Norm-wise relative error of two equally long slices: `max|got - want| / max|want|`.
 pub fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     if diff == 0.0 {
         0.0
     } else {

@@ -114,7 +114,10 @@ impl Conv2d {
                 format!("each statistic needs {c} values"),
             );
         }
-        if let Some(i) = var.iter().position(|&v| !(v + eps > 0.0)) {
+        if let Some(i) = var
+            .iter()
+            .position(|&v| (v + eps).partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater))
+        {
             return param_err(
                 "Conv2d::fold_batch_norm",
                 format!("var[{i}] + eps = {} is not positive", var[i] + eps),

@@ -53,6 +53,35 @@ impl Mask {
         &self.data
     }
 
+    /// Max filter over a `(2r+1) x (2r+1)` window: marks every pixel within `r` (Chebyshev)
+    /// of a marked one. Used to grow a region by the receptive field of the layers after it.
+    pub fn dilate(&self, r: usize) -> Mask {
+        let [n, h, w] = self.shape;
+        let mut rows = vec![0f32; self.data.len()];
+        for (src, dst) in self.data.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+            for x in 0..w {
+                dst[x] = src[x.saturating_sub(r)..(x + r + 1).min(w)]
+                    .iter()
+                    .fold(f32::MIN, |m, &v| m.max(v));
+            }
+        }
+        let mut data = vec![0f32; self.data.len()];
+        for b in 0..n {
+            let plane = &rows[b * h * w..(b + 1) * h * w];
+            for y in 0..h {
+                for x in 0..w {
+                    data[(b * h + y) * w + x] = (y.saturating_sub(r)..(y + r + 1).min(h))
+                        .map(|yy| plane[yy * w + x])
+                        .fold(f32::MIN, f32::max);
+                }
+            }
+        }
+        Mask {
+            shape: self.shape,
+            data,
+        }
+    }
+
     /// Fraction of values above `threshold`.
     pub fn density(&self, threshold: f32) -> f64 {
         let on = self.data.iter().filter(|&&v| v > threshold).count();

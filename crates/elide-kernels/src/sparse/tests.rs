@@ -219,3 +219,16 @@ fn bad_input_is_a_typed_error() {
     )
     .is_err());
 }
+
+#[test]
+fn dilate_marks_the_chebyshev_neighbourhood() {
+    let mask = Mask::from_fn([2, 9, 11], |n, y, x| n == 1 && y == 4 && x == 9);
+    let d = mask.dilate(2);
+    for y in 0usize..9 {
+        for x in 0usize..11 {
+            let want = y.abs_diff(4) <= 2 && x.abs_diff(9) <= 2;
+            assert_eq!(d.data()[(9 + y) * 11 + x] == 1.0, want, "({y},{x})");
+            assert_eq!(d.data()[y * 11 + x], 0.0);
+        }
+    }
+}

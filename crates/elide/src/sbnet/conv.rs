@@ -50,7 +50,11 @@ impl SparseConv2d {
             params: *p,
             cin: self.conv.in_channels(),
             cout: self.conv.out_channels(),
-            convs: vec![(self.conv.macs(p.receptive_field()[0], p.receptive_field()[1])? as usize, 0)],
+            convs: vec![(
+                self.conv
+                    .macs(p.receptive_field()[0], p.receptive_field()[1])? as usize,
+                0,
+            )],
         };
         choose(&cost, in_shape, mask, self.size, self.policy)
     }
@@ -83,7 +87,14 @@ impl SparseConv2d {
                 }
                 let stack = sparse_gather(x, blocks, &grids.input)?;
                 let tiles = self.valid.forward(&stack)?;
-                sparse_scatter(&tiles, blocks, &grids.output, base, ScatterMode::Write, Activation::None)?;
+                sparse_scatter(
+                    &tiles,
+                    blocks,
+                    &grids.output,
+                    base,
+                    ScatterMode::Write,
+                    Activation::None,
+                )?;
             }
         }
         Ok(())

@@ -10,13 +10,15 @@
 //! Exactness: inside every active block the output equals the dense layer's (intermediate
 //! activations of residual branches are zeroed outside the image, as the dense layer's zero
 //! padding implies); outside, the output is the base the caller passed in.
+mod backbone;
 mod branch;
 mod conv;
 pub mod plan;
 mod residual;
 
+pub use backbone::{Backbone, NetMode};
 pub use conv::SparseConv2d;
-pub use plan::{BlockSize, MaskPolicy, Plan};
+pub use plan::{BlockSize, MaskPolicy, MaskWindow, Plan};
 pub use residual::SparseResidual;
 
 #[cfg(test)]

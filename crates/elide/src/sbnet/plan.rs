@@ -7,7 +7,7 @@
 //! layer is priced the same way at full efficiency. The constants were fitted to timings on
 //! the reference 2-core AVX2 machine (`elide bench sbnet`, README); only their ratios matter.
 use elide_kernels::conv::Conv2dParams;
-use elide_kernels::sparse::{reduce_mask, BlockIndex, ConvBlocks, Mask, Pooling};
+use elide_kernels::sparse::{reduce_mask, BlockGrid, BlockIndex, ConvBlocks, Mask, Pooling};
 use elide_kernels::KernelError;
 
 use crate::Result;
@@ -33,11 +33,25 @@ pub enum BlockSize {
     Fixed(usize),
 }
 
+/// Which part of the mask decides whether a block runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaskWindow {
+    /// The block's whole receptive field, halo included (SBNet's `reduce_mask`): a block runs
+    /// when any input it reads is marked, e.g. a mask of where the input changed.
+    #[default]
+    Receptive,
+    /// Only the block's own pixels, mapped to input resolution: a block runs when output is
+    /// wanted there, e.g. a road map or a region of interest.
+    Output,
+}
+
 /// How the mask is turned into active blocks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MaskPolicy {
-    /// Pooling over each block's input window.
+    /// Pooling over each block's window.
     pub pooling: Pooling,
+    /// Which window is pooled.
+    pub window: MaskWindow,
     /// A window is active when its pooled value exceeds this.
     pub threshold: f32,
 }
@@ -46,6 +60,7 @@ impl Default for MaskPolicy {
     fn default() -> Self {
         Self {
             pooling: Pooling::Max,
+            window: MaskWindow::default(),
             threshold: 0.5,
         }
     }
@@ -81,12 +96,34 @@ impl Plan {
         }
     }
 
+    /// The output pixels this plan computes, as a mask `[n, ho, wo]` (all of them for dense).
+    pub fn coverage(&self, [n, ho, wo]: [usize; 3]) -> Mask {
+        let Plan::Sparse { grids, blocks, .. } = self else {
+            return Mask::from_fn([n, ho, wo], |_, _, _| true);
+        };
+        let mut data = vec![0f32; n * ho * wo];
+        let g = &grids.output;
+        for b in blocks {
+            let [y0, x0] = g.origin(b.by as usize, b.bx as usize);
+            let (y0, x0) = (y0 as usize, x0 as usize);
+            for y in y0..(y0 + g.size[0]).min(ho) {
+                let row = (b.n as usize * ho + y) * wo;
+                data[row + x0..row + (x0 + g.size[1]).min(wo)].fill(1.0);
+            }
+        }
+        Mask::from_vec([n, ho, wo], data).expect("sizes match by construction")
+    }
+
     /// Fraction of blocks skipped (0 for dense).
     pub fn block_sparsity(&self) -> f64 {
         match self {
             Plan::Dense { .. } => 0.0,
             Plan::Sparse { grids, blocks, .. } => {
-                let n = blocks.iter().map(|b| b.n).max().map_or(1, |n| n as usize + 1);
+                let n = blocks
+                    .iter()
+                    .map(|b| b.n)
+                    .max()
+                    .map_or(1, |n| n as usize + 1);
                 1.0 - blocks.len() as f64 / (grids.output.len() * n).max(1) as f64
             }
         }
@@ -149,32 +186,56 @@ pub(crate) fn choose(
         .into());
     }
     let (ho, wo) = cost.params.out_size(h, w)?;
-    let sparse_for = |b: usize| -> Result<(usize, ConvBlocks, Vec<BlockIndex>)> {
+    let sparse_for = |b: usize| -> Result<Plan> {
         let grids = ConvBlocks::new(&cost.params, [h, w], [b, b])?;
-        let blocks = reduce_mask(mask, &grids.input, policy.pooling, policy.threshold)?;
-        Ok((b, grids, blocks))
+        let window = match policy.window {
+            MaskWindow::Receptive => grids.input,
+            MaskWindow::Output => BlockGrid {
+                size: grids.input.stride,
+                stride: grids.input.stride,
+                offset: [0, 0],
+                count: grids.input.count,
+            },
+        };
+        let blocks = reduce_mask(mask, &window, policy.pooling, policy.threshold)?;
+        Ok(Plan::Sparse {
+            block: b,
+            grids,
+            blocks,
+        })
     };
     if let BlockSize::Fixed(b) = size {
         if b == 0 {
-            return Err(crate::Error::Invalid("block size must be at least 1".into()));
+            return Err(crate::Error::Invalid(
+                "block size must be at least 1".into(),
+            ));
         }
-        let (block, grids, blocks) = sparse_for(b)?;
-        return Ok(Plan::Sparse { block, grids, blocks });
+        return sparse_for(b);
     }
-    let mut best: Option<(f64, (usize, ConvBlocks, Vec<BlockIndex>))> = None;
-    for &b in CANDIDATES.iter().filter(|&&b| b <= ho.max(wo)) {
-        let cand = sparse_for(b.min(ho).min(wo))?;
-        if best.as_ref().is_some_and(|(_, c)| c.0 == cand.0) {
-            continue;
-        }
-        let t = cand.2.len() as f64 * cost.block_cost(cand.0);
+    // The cheapest candidate by the model; sides are clamped to the output, so skip repeats.
+    let mut best: Option<(f64, Plan)> = None;
+    let mut sides: Vec<usize> = CANDIDATES.iter().map(|&b| b.min(ho).min(wo)).collect();
+    sides.dedup();
+    for b in sides {
+        let plan = sparse_for(b)?;
+        let Plan::Sparse { blocks, .. } = &plan else {
+            unreachable!("sparse_for builds sparse plans")
+        };
+        let t = blocks.len() as f64 * cost.block_cost(b);
         if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
-            best = Some((t, cand));
+            best = Some((t, plan));
         }
     }
-    let (t, (block, grids, blocks)) = match best {
-        Some(b) => b,
-        None => sparse_for(ho.min(wo)).map(|c| (f64::INFINITY, c))?,
+    let Some((
+        t,
+        Plan::Sparse {
+            block,
+            grids,
+            blocks,
+        },
+    )) = best
+    else {
+        unreachable!("CANDIDATES is not empty")
     };
     if t * MIN_GAIN > cost.dense_cost(n, ho, wo) {
         return Ok(Plan::Dense {
@@ -182,5 +243,9 @@ pub(crate) fn choose(
             total: grids.output.len() * n,
         });
     }
-    Ok(Plan::Sparse { block, grids, blocks })
+    Ok(Plan::Sparse {
+        block,
+        grids,
+        blocks,
+    })
 }

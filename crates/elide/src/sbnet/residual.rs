@@ -32,7 +32,10 @@ impl SparseResidual {
     /// activation; batch-norm may already be folded in.
     pub fn basic(conv1: Conv2d, conv2: Conv2d) -> Result<Self> {
         Self::new(
-            vec![conv1.with_activation(Activation::Relu), conv2.with_activation(Activation::None)],
+            vec![
+                conv1.with_activation(Activation::Relu),
+                conv2.with_activation(Activation::None),
+            ],
             Activation::Relu,
         )
     }
@@ -66,6 +69,11 @@ impl SparseResidual {
         &self.branch.convs
     }
 
+    /// Pixels of context the unit reads around each output pixel (largest side).
+    pub fn halo(&self) -> usize {
+        self.branch.halo.into_iter().max().unwrap_or(0)
+    }
+
     /// Channels in and out.
     pub fn channels(&self) -> usize {
         self.branch.convs[0].in_channels()
@@ -75,14 +83,21 @@ impl SparseResidual {
     pub fn forward_dense(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = self.branch.dense(x)?;
         let act = self.act;
-        y.data_mut().iter_mut().zip(x.data()).for_each(|(y, &s)| *y = act.apply(*y + s));
+        y.data_mut()
+            .iter_mut()
+            .zip(x.data())
+            .for_each(|(y, &s)| *y = act.apply(*y + s));
         Ok(y)
     }
 
     /// Chooses block size and active blocks for an input shape and a mask at input resolution.
     pub fn plan(&self, in_shape: [usize; 4], mask: &Mask) -> Result<Plan> {
         if in_shape[1] != self.channels() {
-            return Err(Error::Invalid(format!("input has {} channels, unit expects {}", in_shape[1], self.channels())));
+            return Err(Error::Invalid(format!(
+                "input has {} channels, unit expects {}",
+                in_shape[1],
+                self.channels()
+            )));
         }
         let convs = self
             .branch
@@ -93,7 +108,12 @@ impl SparseResidual {
                 Ok((c.macs(rf[0], rf[1])? as usize, rf[0] - 1))
             })
             .collect::<Result<_>>()?;
-        let cost = LayerCost { params: self.branch.params(), cin: self.channels(), cout: self.channels(), convs };
+        let cost = LayerCost {
+            params: self.branch.params(),
+            cin: self.channels(),
+            cout: self.channels(),
+            convs,
+        };
         choose(&cost, in_shape, mask, self.size, self.policy)
     }
 
@@ -120,7 +140,9 @@ impl SparseResidual {
                 // Every tile is gathered before anything is written, so updating x in place
                 // cannot feed one block's output into a neighbour's halo.
                 let stack = sparse_gather(x, blocks, &grids.input)?;
-                let tiles = self.branch.on_stack(&stack, blocks, &grids.output, [h, w])?;
+                let tiles = self
+                    .branch
+                    .on_stack(&stack, blocks, &grids.output, [h, w])?;
                 sparse_scatter(&tiles, blocks, &grids.output, x, ScatterMode::Add, self.act)?;
             }
         }

@@ -15,7 +15,13 @@ fn conv(rng: &mut SplitMix64, cin: usize, cout: usize, p: Conv2dParams, act: Act
 }
 
 fn random_mask(rng: &mut SplitMix64, n: usize, h: usize, w: usize, density: f32) -> Mask {
-    Mask::from_vec([n, h, w], (0..n * h * w).map(|_| (rng.uniform() < density) as u8 as f32).collect()).unwrap()
+    Mask::from_vec(
+        [n, h, w],
+        (0..n * h * w)
+            .map(|_| (rng.uniform() < density) as u8 as f32)
+            .collect(),
+    )
+    .unwrap()
 }
 
 /// Checks `got` against `dense` inside the plan's active output blocks and against `base` outside.
@@ -42,7 +48,11 @@ fn check_blocks(got: &Tensor, dense: &Tensor, base: &Tensor, plan: &Plan) {
             inside.push(got.data()[i]);
             want_in.push(dense.data()[i]);
         } else {
-            assert_eq!(got.data()[i], base.data()[i], "outside active blocks the output is the base");
+            assert_eq!(
+                got.data()[i],
+                base.data()[i],
+                "outside active blocks the output is the base"
+            );
         }
     }
     let err = rel_err(&inside, &want_in);
@@ -58,7 +68,12 @@ fn sparse_conv_equals_dense_in_active_blocks() {
         let p = Conv2dParams::new(k, rng.int(1, 4))
             .with_stride(rng.int(1, 2), rng.int(1, 2))
             .with_dilation(rng.int(1, 2), 1)
-            .with_pad(Padding { top: rng.int(0, 2), left: rng.int(0, 2), bottom: rng.int(0, 2), right: rng.int(0, 2) });
+            .with_pad(Padding {
+                top: rng.int(0, 2),
+                left: rng.int(0, 2),
+                bottom: rng.int(0, 2),
+                right: rng.int(0, 2),
+            });
         let [rh, rw] = p.receptive_field();
         let (h, w) = (rng.int(rh.max(3), 37), rng.int(rw.max(3), 41));
         let x = tensor(&mut rng, [n, cin, h, w], 1.0);
@@ -66,7 +81,11 @@ fn sparse_conv_equals_dense_in_active_blocks() {
         let dense = layer.conv().forward(&x).unwrap();
         let (ho, wo) = p.out_size(h, w).unwrap();
         let block = rng.int(1, ho.min(wo));
-        let layer = layer.with_block_size(if case % 4 == 0 { BlockSize::Auto } else { BlockSize::Fixed(block) });
+        let layer = layer.with_block_size(if case % 4 == 0 {
+            BlockSize::Auto
+        } else {
+            BlockSize::Fixed(block)
+        });
         let density = rng.uniform() * 0.05;
         let mask = random_mask(&mut rng, n, h, w, density);
         let base = tensor(&mut rng, dense.shape(), 1.0);
@@ -100,7 +119,9 @@ fn residual_units_equal_dense_in_active_blocks_including_borders() {
         let x = tensor(&mut rng, [n, c, h, w], 1.0);
         let dense = unit.forward_dense(&x).unwrap();
         // Masks touching every border, so edge blocks are exercised.
-        let mask = Mask::from_fn([n, h, w], |_, y, xx| y == 0 || xx == 0 || y == h - 1 || xx == w - 1 || (y * 7 + xx) % 23 == 0);
+        let mask = Mask::from_fn([n, h, w], |_, y, xx| {
+            y == 0 || xx == 0 || y == h - 1 || xx == w - 1 || (y * 7 + xx) % 23 == 0
+        });
         let mut got = x.clone();
         let plan = unit.forward_in_place(&mut got, &mask).unwrap();
         check_blocks(&got, &dense, &x, &plan);
@@ -110,11 +131,23 @@ fn residual_units_equal_dense_in_active_blocks_including_borders() {
 #[test]
 fn auto_plan_falls_back_to_dense_when_mask_is_full_and_skips_when_empty() {
     let mut rng = SplitMix64::new(23);
-    let layer = SparseConv2d::new(conv(&mut rng, 16, 16, Conv2dParams::same(3), Activation::None));
+    let layer = SparseConv2d::new(conv(
+        &mut rng,
+        16,
+        16,
+        Conv2dParams::same(3),
+        Activation::None,
+    ));
     let full = Mask::from_vec([1, 96, 96], vec![1.0; 96 * 96]).unwrap();
-    assert!(matches!(layer.plan([1, 16, 96, 96], &full).unwrap(), Plan::Dense { .. }));
+    assert!(matches!(
+        layer.plan([1, 16, 96, 96], &full).unwrap(),
+        Plan::Dense { .. }
+    ));
     let sparse = Mask::from_fn([1, 96, 96], |_, y, x| y < 12 && x < 12);
-    assert!(matches!(layer.plan([1, 16, 96, 96], &sparse).unwrap(), Plan::Sparse { .. }));
+    assert!(matches!(
+        layer.plan([1, 16, 96, 96], &sparse).unwrap(),
+        Plan::Sparse { .. }
+    ));
     let empty = Mask::from_vec([1, 96, 96], vec![0.0; 96 * 96]).unwrap();
     let plan = layer.plan([1, 16, 96, 96], &empty).unwrap();
     assert!(matches!(&plan, Plan::Sparse { blocks, .. } if blocks.is_empty()));
@@ -128,7 +161,13 @@ fn auto_plan_falls_back_to_dense_when_mask_is_full_and_skips_when_empty() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let mut rng = SplitMix64::new(24);
-    let layer = SparseConv2d::new(conv(&mut rng, 4, 4, Conv2dParams::same(3), Activation::None));
+    let layer = SparseConv2d::new(conv(
+        &mut rng,
+        4,
+        4,
+        Conv2dParams::same(3),
+        Activation::None,
+    ));
     let x = tensor(&mut rng, [1, 4, 16, 16], 1.0);
     let mut base = Tensor::zeros([1, 4, 16, 16]);
     let wrong_mask = Mask::from_vec([1, 16, 15], vec![1.0; 240]).unwrap();
@@ -136,22 +175,97 @@ fn bad_input_is_a_clear_error() {
     assert!(e.to_string().contains("mask"), "{e}");
     let mask = Mask::from_vec([1, 16, 16], vec![1.0; 256]).unwrap();
     let big = layer.clone().with_block_size(BlockSize::Fixed(17));
-    assert!(big.forward(&x, &mask, &mut base).unwrap_err().to_string().contains("larger"));
-    assert!(layer.clone().with_block_size(BlockSize::Fixed(0)).forward(&x, &mask, &mut base).is_err());
-    assert!(layer.forward(&Tensor::zeros([1, 4, 0, 16]), &mask, &mut base).is_err());
-    assert!(layer.forward(&Tensor::zeros([1, 3, 16, 16]), &mask, &mut base).is_err());
+    assert!(big
+        .forward(&x, &mask, &mut base)
+        .unwrap_err()
+        .to_string()
+        .contains("larger"));
+    assert!(layer
+        .clone()
+        .with_block_size(BlockSize::Fixed(0))
+        .forward(&x, &mask, &mut base)
+        .is_err());
+    assert!(layer
+        .forward(&Tensor::zeros([1, 4, 0, 16]), &mask, &mut base)
+        .is_err());
+    assert!(layer
+        .forward(&Tensor::zeros([1, 3, 16, 16]), &mask, &mut base)
+        .is_err());
     let mut small_base = Tensor::zeros([1, 4, 8, 8]);
     assert!(layer.forward(&x, &mask, &mut small_base).is_err());
     let mut nan = x.clone();
     nan.data_mut()[17] = f32::NAN;
     let fixed = layer.clone().with_block_size(BlockSize::Fixed(4));
-    assert!(fixed.forward(&nan, &mask, &mut base).unwrap_err().to_string().contains("non-finite"));
-    assert!(layer.forward(&nan, &mask, &mut base).is_err(), "dense fallback checks too");
-    let bad = BlockIndex { n: 0, by: 99, bx: 0 };
-    let Plan::Sparse { grids, .. } = fixed.plan([1, 4, 16, 16], &mask).unwrap() else { panic!() };
-    let plan = Plan::Sparse { block: 4, grids, blocks: vec![bad] };
+    assert!(fixed
+        .forward(&nan, &mask, &mut base)
+        .unwrap_err()
+        .to_string()
+        .contains("non-finite"));
+    assert!(
+        layer.forward(&nan, &mask, &mut base).is_err(),
+        "dense fallback checks too"
+    );
+    let bad = BlockIndex {
+        n: 0,
+        by: 99,
+        bx: 0,
+    };
+    let Plan::Sparse { grids, .. } = fixed.plan([1, 4, 16, 16], &mask).unwrap() else {
+        panic!()
+    };
+    let plan = Plan::Sparse {
+        block: 4,
+        grids,
+        blocks: vec![bad],
+    };
     assert!(fixed.run(&x, &plan, &mut base).is_err());
-    let conv1 = conv(&mut rng, 4, 4, Conv2dParams::same(3).with_stride(2, 2), Activation::None);
+    let conv1 = conv(
+        &mut rng,
+        4,
+        4,
+        Conv2dParams::same(3).with_stride(2, 2),
+        Activation::None,
+    );
     let conv2 = conv(&mut rng, 4, 4, Conv2dParams::same(3), Activation::None);
-    assert!(SparseResidual::basic(conv1, conv2).is_err(), "strided branch rejected");
+    assert!(
+        SparseResidual::basic(conv1, conv2).is_err(),
+        "strided branch rejected"
+    );
+}
+
+#[test]
+fn backbone_exact_mode_equals_dense_inside_the_mask() {
+    let mut rng = SplitMix64::new(25);
+    let net = Backbone::seeded(3, 8, 3, 9)
+        .unwrap()
+        .with_block_size(BlockSize::Fixed(8));
+    let (h, w) = (53, 70);
+    let x = tensor(&mut rng, [1, 3, h, w], 1.0);
+    let dense = net.forward_dense(&x).unwrap();
+    let mask = Mask::from_fn([1, h, w], |_, y, x| {
+        (y as isize - 30).pow(2) + (x as isize - 60).pow(2) < 80
+    });
+    let plans = net.plan(x.shape(), &mask, NetMode::Exact).unwrap();
+    let got = net.run(&x, &plans).unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for c in 0..8 {
+        for (i, &m) in mask.data().iter().enumerate() {
+            if m > 0.5 {
+                a.push(got.plane(0, c)[i]);
+                b.push(dense.plane(0, c)[i]);
+            }
+        }
+    }
+    assert!(
+        rel_err(&a, &b) < 1e-5,
+        "exact mode error {}",
+        rel_err(&a, &b)
+    );
+    let fast = net
+        .run(&x, &net.plan(x.shape(), &mask, NetMode::Fast).unwrap())
+        .unwrap();
+    assert!(
+        fast.rel_err(&dense).unwrap() > 1e-3,
+        "fast mode skips work outside the mask"
+    );
 }

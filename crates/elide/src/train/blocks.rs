@@ -8,14 +8,16 @@ use std::ops::Add;
 /// The part `a..b` of `start..start + len` that lies inside `0..limit` (empty: `a == b`).
 fn clip(start: isize, len: usize, limit: usize) -> (usize, usize) {
     let a = start.clamp(0, limit as isize) as usize;
-    let b = start
-        .saturating_add(len as isize)
-        .clamp(0, limit as isize) as usize;
+    let b = start.saturating_add(len as isize).clamp(0, limit as isize) as usize;
     (a, b.max(a))
 }
 
 /// Errors (as a message) unless every block lies in a batch of `n` images and in the grid.
-pub(super) fn check_blocks(blocks: &[BlockIndex], grid: &BlockGrid, n: usize) -> Result<(), String> {
+pub(super) fn check_blocks(
+    blocks: &[BlockIndex],
+    grid: &BlockGrid,
+    n: usize,
+) -> Result<(), String> {
     match blocks.iter().find(|b| {
         b.n as usize >= n || b.by as usize >= grid.count[0] || b.bx as usize >= grid.count[1]
     }) {

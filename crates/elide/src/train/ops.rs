@@ -10,6 +10,7 @@
 //! run on the CPU device, for `F32` and `F64` storage.
 use super::blocks;
 use crate::{Error, Result};
+use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use elide_kernels::sparse::{BlockGrid, BlockIndex, ScatterMode};
 use std::collections::HashSet;
@@ -75,7 +76,12 @@ impl CustomOp1 for GatherOp {
         Ok((out, Shape::from(win.stack_dims(dims[1]).to_vec())))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let zeros = arg.zeros_like()?;
         apply_scatter(&zeros, grad, &self.0, ScatterMode::Add).map(Some)
     }
@@ -97,7 +103,10 @@ impl CustomOp2 for ScatterOp {
         let (win, name) = (&self.win, self.name());
         let want = win.stack_dims(dims[1]);
         if l2.shape().dims() != want {
-            bail!("{name}: stack is {:?}, expected {want:?}", l2.shape().dims());
+            bail!(
+                "{name}: stack is {:?}, expected {want:?}",
+                l2.shape().dims()
+            );
         }
         blocks::check_blocks(&win.blocks, &win.grid, dims[0]).map_err(candle_core::Error::msg)?;
         let out = match (s1, s2) {
@@ -113,7 +122,11 @@ impl CustomOp2 for ScatterOp {
                 blocks::scatter(&mut out, dims, s, &win.blocks, &win.grid, self.mode);
                 CpuStorage::F64(out)
             }
-            (b, s) => bail!("{name}: unsupported dtypes {:?} / {:?}", b.dtype(), s.dtype()),
+            (b, s) => bail!(
+                "{name}: unsupported dtypes {:?} / {:?}",
+                b.dtype(),
+                s.dtype()
+            ),
         };
         Ok((out, l1.shape().clone()))
     }
@@ -163,7 +176,10 @@ fn check_input(op: &str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
         return invalid(op, format!("{what} must be 4-D (NCHW), got {:?}", t.dims()));
     };
     if !matches!(t.dtype(), DType::F32 | DType::F64) {
-        return invalid(op, format!("{what} is {:?}, only F32 and F64 are supported", t.dtype()));
+        return invalid(
+            op,
+            format!("{what} is {:?}, only F32 and F64 are supported", t.dtype()),
+        );
     }
     Ok([n, c, h, w])
 }
@@ -201,7 +217,14 @@ pub fn scatter(
     let [n, c, ..] = check_input(op, "base", base)?;
     check_input(op, "stack", stack)?;
     if base.dtype() != stack.dtype() {
-        return invalid(op, format!("base is {:?} but stack is {:?}", base.dtype(), stack.dtype()));
+        return invalid(
+            op,
+            format!(
+                "base is {:?} but stack is {:?}",
+                base.dtype(),
+                stack.dtype()
+            ),
+        );
     }
     let win = Windows {
         blocks: blocks.into(),
@@ -209,14 +232,20 @@ pub fn scatter(
     };
     let want = win.stack_dims(c);
     if stack.dims() != want {
-        return invalid(op, format!("stack is {:?}, expected {want:?}", stack.dims()));
+        return invalid(
+            op,
+            format!("stack is {:?}, expected {want:?}", stack.dims()),
+        );
     }
     if let Err(e) = blocks::check_blocks(blocks, grid, n) {
         return invalid(op, e);
     }
     if mode == ScatterMode::Write && blocks.len() > 1 {
         if grid.overlaps() {
-            return invalid(op, format!("Write needs non-overlapping windows, grid is {grid:?}"));
+            return invalid(
+                op,
+                format!("Write needs non-overlapping windows, grid is {grid:?}"),
+            );
         }
         let mut seen = HashSet::with_capacity(blocks.len());
         if let Some(b) = blocks.iter().find(|b| !seen.insert(**b)) {

@@ -1,0 +1,65 @@
+//! Benchmark masks at a target sparsity: random blocks, a road-like band, a blob.
+use elide::kernels::rng::SplitMix64;
+use elide::kernels::sparse::Mask;
+
+/// Side of the cells a random-block mask switches on or off, in input pixels.
+pub const CELL: usize = 16;
+
+/// The kinds of mask the benchmark sweeps.
+pub const KINDS: [&str; 3] = ["random", "road", "blob"];
+
+/// A mask of `kind` leaving about `sparsity` of the image unmarked.
+pub fn make(kind: &str, shape: [usize; 3], sparsity: f64, seed: u64) -> Mask {
+    match kind {
+        "random" => random_cells(shape, sparsity, seed),
+        "road" => road(shape, sparsity),
+        _ => blob(shape, sparsity),
+    }
+}
+
+/// `CELL x CELL` cells switched on independently with probability `1 - sparsity`.
+pub fn random_cells(shape: [usize; 3], sparsity: f64, seed: u64) -> Mask {
+    let [n, h, w] = shape;
+    let (ch, cw) = (h.div_ceil(CELL), w.div_ceil(CELL));
+    let mut rng = SplitMix64::new(seed);
+    let on: Vec<bool> = (0..n * ch * cw)
+        .map(|_| (rng.uniform() as f64) >= sparsity)
+        .collect();
+    Mask::from_fn(shape, |b, y, x| on[(b * ch + y / CELL) * cw + x / CELL])
+}
+
+/// A road seen from a car: a band from the bottom of the image narrowing to a vanishing point,
+/// bending with a gentle curve; its width is scaled so it covers `1 - sparsity` of the image.
+pub fn road(shape: [usize; 3], sparsity: f64) -> Mask {
+    let [_, h, w] = shape;
+    let horizon = h as f64 * 0.35;
+    let cover = 1.0 - sparsity;
+    // The band is a triangle-ish region: area ~ half_width_at_bottom * (h - horizon).
+    let half = (cover * (h * w) as f64 / (h as f64 - horizon)).max(0.0);
+    Mask::from_fn(shape, |_, y, x| {
+        let t = (y as f64 - horizon) / (h as f64 - horizon);
+        if t <= 0.0 || cover <= 0.0 {
+            return cover >= 1.0;
+        }
+        let centre = w as f64 * (0.5 + 0.15 * (1.0 - t) * (1.0 - t));
+        (x as f64 - centre).abs() <= half * t
+    })
+}
+
+/// An elliptic blob off-centre covering `1 - sparsity` of the image.
+pub fn blob(shape: [usize; 3], sparsity: f64) -> Mask {
+    let [_, h, w] = shape;
+    let area = (1.0 - sparsity) * (h * w) as f64;
+    let (ry, rx) = (
+        (area / std::f64::consts::PI * h as f64 / w as f64).sqrt(),
+        (area / std::f64::consts::PI * w as f64 / h as f64).sqrt(),
+    );
+    let (cy, cx) = (h as f64 * 0.55, w as f64 * 0.4);
+    Mask::from_fn(shape, |_, y, x| {
+        let (dy, dx) = (
+            (y as f64 - cy) / ry.max(1e-9),
+            (x as f64 - cx) / rx.max(1e-9),
+        );
+        dy * dy + dx * dx <= 1.0 || sparsity <= 0.0
+    })
+}

@@ -1,0 +1,39 @@
+//! `elide bench ...`: measured speed, always beside the strongest baseline on the same machine.
+mod conv;
+pub mod masks;
+mod ort;
+mod plot;
+mod sbnet;
+pub mod timing;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// SBNet: block-sparse layers versus dense and ONNX Runtime across block sparsity.
+    Sbnet(sbnet::SbnetArgs),
+    /// Dense convolutions versus ONNX Runtime (3x3, 1x1, depthwise 3x3).
+    Conv(conv::ConvArgs),
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Sbnet(a) => sbnet::run(&a),
+        BenchCommand::Conv(a) => conv::run(&a),
+    }
+}
+
+/// Writes `records` as pretty JSON to `path` when given.
+pub fn write_json<T: serde::Serialize>(path: Option<&std::path::Path>, records: &T) -> Result<()> {
+    if let Some(p) = path {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(p, serde_json::to_string_pretty(records)?)?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! `elide bench sbnet`: speed-up of block-sparse layers over dense across block sparsity.
+use super::{masks, ort, plot, timing, write_json};
+use anyhow::Result;
+use clap::Args;
+use elide::kernels::conv::{Activation, Conv2d, Conv2dParams};
+use elide::kernels::sparse::Mask;
+use elide::kernels::{rel_err, rng::SplitMix64, threads::with_threads, Tensor};
+use elide::sbnet::{BlockSize, MaskPolicy, MaskWindow, Plan, SparseConv2d, SparseResidual};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Options of `elide bench sbnet`.
+#[derive(Args)]
+pub struct SbnetArgs {
+    /// Worker threads for elide and ONNX Runtime (0 = all cores).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed repetitions per point (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Block sparsities to sweep, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.5,0.7,0.8,0.9,0.95,0.99"
+    )]
+    sparsity: Vec<f64>,
+    /// Layers to run (conv64, conv128, basic64, bottleneck128), comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "conv64,conv128,basic64,bottleneck128"
+    )]
+    layers: Vec<String>,
+    /// Fixed output block side instead of the automatic choice.
+    #[arg(long)]
+    block: Option<usize>,
+    /// Write the records as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the speed-up plot (SVG) here.
+    #[arg(long, default_value = "bench/out/sbnet.svg")]
+    plot: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Record {
+    layer: String,
+    input_shape: [usize; 4],
+    mask: &'static str,
+    sparsity: f64,
+    block_sparsity: f64,
+    block_size: Option<usize>,
+    threads: usize,
+    dense_ms: f64,
+    sparse_ms: f64,
+    speedup: f64,
+    ort_ms: Option<f64>,
+    speedup_vs_ort: Option<f64>,
+    max_rel_err: f32,
+}
+
+/// A benchmarked layer: single conv or residual unit.
+enum Layer {
+    Conv(Box<SparseConv2d>),
+    Unit(SparseResidual),
+}
+
+impl Layer {
+    fn build(
+        name: &str,
+        rng: &mut SplitMix64,
+        size: BlockSize,
+    ) -> Result<(Self, [usize; 4], &'static str)> {
+        let mut conv = |cin: usize, cout: usize, k: usize| -> Result<Conv2d> {
+            let s = (3.0 / (cin * k * k) as f32).sqrt();
+            let w = Tensor::from_vec([cout, cin, k, k], rng.vec(cout * cin * k * k, -s, s))?;
+            Ok(Conv2d::new(
+                &w,
+                Some(&rng.vec(cout, -0.1, 0.1)),
+                Conv2dParams::same(k),
+                Activation::None,
+            )?)
+        };
+        let policy = MaskPolicy {
+            window: MaskWindow::Output,
+            ..MaskPolicy::default()
+        };
+        Ok(match name {
+            "conv64" => (
+                Layer::Conv(Box::new(
+                    SparseConv2d::new(conv(64, 64, 3)?)
+                        .with_block_size(size)
+                        .with_mask_policy(policy),
+                )),
+                [1, 64, 256, 448],
+                "conv3x3",
+            ),
+            "conv128" => (
+                Layer::Conv(Box::new(
+                    SparseConv2d::new(conv(128, 128, 3)?)
+                        .with_block_size(size)
+                        .with_mask_policy(policy),
+                )),
+                [1, 128, 128, 224],
+                "conv3x3",
+            ),
+            "basic64" => (
+                Layer::Unit(
+                    SparseResidual::basic(conv(64, 64, 3)?, conv(64, 64, 3)?)?
+                        .with_block_size(size)
+                        .with_mask_policy(policy),
+                ),
+                [1, 64, 256, 448],
+                "basic",
+            ),
+            "bottleneck128" => (
+                Layer::Unit(
+                    SparseResidual::bottleneck(
+                        conv(128, 32, 1)?,
+                        conv(32, 32, 3)?,
+                        conv(32, 128, 1)?,
+                    )?
+                    .with_block_size(size)
+                    .with_mask_policy(policy),
+                ),
+                [1, 128, 128, 224],
+                "bottleneck",
+            ),
+            other => {
+                anyhow::bail!("unknown layer {other:?} (conv64, conv128, basic64, bottleneck128)")
+            }
+        })
+    }
+
+    fn dense(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Layer::Conv(c) => c.conv().forward(x)?,
+            Layer::Unit(u) => u.forward_dense(x)?,
+        })
+    }
+
+    /// Plans and runs sparsely; the conv writes onto a zero base, the unit works in place on `x`.
+    fn sparse(&self, x: Tensor, mask: &Mask) -> Result<(Tensor, Plan)> {
+        Ok(match self {
+            Layer::Conv(c) => {
+                let mut out = Tensor::zeros(c.conv().out_shape(x.shape())?);
+                let plan = c.forward(&x, mask, &mut out)?;
+                (out, plan)
+            }
+            Layer::Unit(u) => {
+                let mut x = x;
+                let plan = u.forward_in_place(&mut x, mask)?;
+                (x, plan)
+            }
+        })
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(a: &SbnetArgs) -> Result<()> {
+    let have_ort = ort::available();
+    let size = a.block.map_or(BlockSize::Auto, BlockSize::Fixed);
+    let mut rng = SplitMix64::new(3);
+    let mut records: Vec<Record> = Vec::new();
+    let total = a.layers.len() * (1 + masks::KINDS.len() * a.sparsity.len());
+    let bar = ProgressBar::new(total as u64).with_style(ProgressStyle::with_template(
+        "{msg:>24} [{bar:30}] {pos}/{len}",
+    )?);
+    let threads = with_threads(a.threads, elide::kernels::threads::current_threads)?;
+    for name in &a.layers {
+        let (layer, shape, ort_layer) = Layer::build(name, &mut rng, size)?;
+        let [n, c, h, w] = shape;
+        let x = Tensor::from_vec(shape, rng.vec(n * c * h * w, -1.0, 1.0))?;
+        bar.set_message(format!("{name} dense"));
+        let (dense, dense_ms) = with_threads(a.threads, || -> Result<_> {
+            let dense = layer.dense(&x)?;
+            Ok((
+                dense,
+                timing::median_ms(a.reps, || layer.dense(&x).map(drop))?,
+            ))
+        })??;
+        let ort_ms = if have_ort {
+            Some(ort::time(ort_layer, shape, c, threads, a.reps)?.0)
+        } else {
+            None
+        };
+        bar.inc(1);
+        for kind in masks::KINDS {
+            for &s in &a.sparsity {
+                bar.set_message(format!("{name} {kind} {s}"));
+                let mask = masks::make(kind, [n, h, w], s, 11);
+                let (sparse_ms, (out, plan)) = with_threads(a.threads, || -> Result<_> {
+                    let ms = timing::median_ms_setup(
+                        a.reps,
+                        || x.clone(),
+                        |x| layer.sparse(x, &mask).map(drop),
+                    )?;
+                    Ok((ms, layer.sparse(x.clone(), &mask)?))
+                })??;
+                let cover = plan.coverage([n, h, w]);
+                let pick = |t: &Tensor| -> Vec<f32> {
+                    (0..c)
+                        .flat_map(|ch| {
+                            t.plane(0, ch)
+                                .iter()
+                                .zip(cover.data())
+                                .filter(|p| *p.1 > 0.5)
+                                .map(|p| *p.0)
+                                .collect::<Vec<_>>()
+                        })
+                        .collect()
+                };
+                records.push(Record {
+                    layer: name.clone(),
+                    input_shape: shape,
+                    mask: kind,
+                    sparsity: s,
+                    block_sparsity: plan.block_sparsity(),
+                    block_size: plan.block(),
+                    threads,
+                    dense_ms,
+                    sparse_ms,
+                    speedup: dense_ms / sparse_ms,
+                    ort_ms,
+                    speedup_vs_ort: ort_ms.map(|o| o / sparse_ms),
+                    max_rel_err: rel_err(&pick(&out), &pick(&dense)),
+                });
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    print_table(&records, threads, a.reps);
+    let series: Vec<plot::Series> = a
+        .layers
+        .iter()
+        .flat_map(|l| masks::KINDS.iter().map(move |k| (l, *k)))
+        .map(|(l, k)| plot::Series {
+            label: format!("{l} / {k}"),
+            points: records
+                .iter()
+                .filter(|r| &r.layer == l && r.mask == k)
+                .map(|r| (r.sparsity, r.speedup))
+                .collect(),
+        })
+        .collect();
+    plot::lines(
+        &a.plot,
+        &format!("SBNet speed-up over dense ({threads} thread(s))"),
+        "block sparsity",
+        "speed-up",
+        &series,
+    )?;
+    println!("wrote {}", a.plot.display());
+    write_json(a.json.as_deref(), &records)
+}
+
+fn print_table(records: &[Record], threads: usize, reps: usize) {
+    println!("threads: {threads}; medians of {reps} runs; sparse times include reduce_mask and block-size choice");
+    println!(
+        "{:<14} {:<7} {:>6} {:>8} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
+        "layer",
+        "mask",
+        "target",
+        "blk.sp.",
+        "block",
+        "dense_ms",
+        "sparse_ms",
+        "ort_ms",
+        "speedup",
+        "vs ORT",
+        "rel_err"
+    );
+    for r in records {
+        println!(
+            "{:<14} {:<7} {:>6.2} {:>8.3} {:>6} {:>9.2} {:>9.2} {:>9} {:>7.2}x {:>8} {:>9.1e}",
+            r.layer,
+            r.mask,
+            r.sparsity,
+            r.block_sparsity,
+            r.block_size.map_or("dense".into(), |b| b.to_string()),
+            r.dense_ms,
+            r.sparse_ms,
+            r.ort_ms.map_or("-".into(), |v| format!("{v:.2}")),
+            r.speedup,
+            r.speedup_vs_ort.map_or("-".into(), |v| format!("{v:.2}x")),
+            r.max_rel_err
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! `elide`: the command line. `elide demo` runs the embedded default; `elide bench ...` measures.
+mod bench;
+mod demo;
+
+use clap::{Parser, Subcommand};
+
+/// elide: neural-network inference that skips the work that does not matter.
+#[derive(Parser)]
+#[command(name = "elide", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a seeded ResNet-style backbone densely and block-sparsely under a realistic mask.
+    Demo(demo::DemoArgs),
+    /// Measure elide against its dense path and ONNX Runtime.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}
