@@ -6,7 +6,11 @@ use std::time::Instant;
 fn main() {
     let threads: usize = std::env::args().nth(1).map_or(1, |s| s.parse().unwrap());
     let mut rng = SplitMix64::new(1);
-    let x = Tensor::from_vec([1, 64, 256, 256], rng.vec(64 * 256 * 256, -1.0, 1.0)).unwrap();
+    let wd: usize = std::env::var("W")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    let x = Tensor::from_vec([1, 64, 256, wd], rng.vec(64 * 256 * wd, -1.0, 1.0)).unwrap();
     for (name, cout, p) in [
         ("conv3x3", 64, Conv2dParams::same(3)),
         ("conv1x1", 64, Conv2dParams::new(1, 1)),
@@ -30,7 +34,7 @@ fn main() {
             t[t.len() / 2]
         })
         .unwrap();
-        let gf = conv.macs(256, 256).unwrap() as f64 * 2.0 / ms / 1e6;
+        let gf = conv.macs(256, wd).unwrap() as f64 * 2.0 / ms / 1e6;
         println!("{name} threads={threads}: {ms:.2} ms, {gf:.1} GFLOP/s");
     }
 }

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod conv;
+mod copy;
 mod error;
 pub mod rng;
 pub mod sparse;

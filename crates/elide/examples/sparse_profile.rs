@@ -1,7 +1,8 @@
 //! Times the stages of one block-sparse conv: `cargo run --release --example sparse_profile -- BLOCK DENSITY`.
 use elide::kernels::conv::{Activation, Conv2d, Conv2dParams};
 use elide::kernels::sparse::{
-    reduce_mask, sparse_gather, sparse_scatter, ConvBlocks, Mask, Pooling, ScatterMode,
+    reduce_mask, sparse_gather, sparse_gather_into, sparse_scatter, ConvBlocks, Mask, Pooling,
+    ScatterMode,
 };
 use elide::kernels::{rng::SplitMix64, Tensor};
 use std::time::Instant;
@@ -39,8 +40,16 @@ fn main() {
     t("gather", &mut || {
         drop(sparse_gather(&x, &blocks, &grids.input).unwrap())
     });
+    let mut st = stack.clone();
+    t("gather_in", &mut || {
+        sparse_gather_into(&x, &blocks, &grids.input, &mut st).unwrap()
+    });
     let tiles = valid.forward(&stack).unwrap();
     t("conv", &mut || drop(valid.forward(&stack).unwrap()));
+    let mut tt = tiles.clone();
+    t("conv_in", &mut || {
+        valid.forward_into(&stack, &mut tt).unwrap()
+    });
     t("scatter", &mut || {
         sparse_scatter(
             &tiles,

@@ -1,5 +1,6 @@
 //! im2col for a band of output rows: the GEMM right-hand side `[cin_g*kh*kw, pixels]`.
 use super::Conv2dParams;
+use crate::copy::copy_row;
 use crate::Tensor;
 
 /// The output positions `lo..hi` (within `0..out_len`) whose input index
@@ -62,7 +63,7 @@ pub(super) fn im2col_band(
                     drow[hi..].fill(0.0);
                     if p.stride[1] == 1 {
                         let s = (lo as isize + shift) as usize;
-                        drow[lo..hi].copy_from_slice(&irow[s..s + hi - lo]);
+                        copy_row(&mut drow[lo..hi], &irow[s..s + hi - lo]);
                     } else {
                         for (ox, d) in drow.iter_mut().enumerate().take(hi).skip(lo) {
                             *d = irow[(ox as isize * p.stride[1] as isize + shift) as usize];

@@ -1,5 +1,6 @@
 //! Gathers the active windows of an image into a dense stack of tiles.
 use super::{mask::clip, BlockGrid, BlockIndex};
+use crate::copy::{all_finite, copy_row};
 use crate::error::{shape_err, KernelError, Result};
 use crate::Tensor;
 use rayon::prelude::*;
@@ -58,8 +59,11 @@ pub fn sparse_gather_into(
                     drow[..lo].fill(0.0);
                     drow[hi..].fill(0.0);
                     let row = iy as usize * w;
-                    drow[lo..hi].copy_from_slice(&src[row + xa..row + xb]);
+                    copy_row(&mut drow[lo..hi], &src[row + xa..row + xb]);
                 }
+            }
+            if all_finite(dst) {
+                return Ok(());
             }
             match dst.iter().position(|v| !v.is_finite()) {
                 None => Ok(()),

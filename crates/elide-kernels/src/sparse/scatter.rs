@@ -1,6 +1,7 @@
 //! Writes or adds a stack of tiles back into a base tensor.
 use super::{gather::check_blocks, mask::clip, BlockGrid, BlockIndex};
 use crate::conv::Activation;
+use crate::copy::copy_row;
 use crate::error::{shape_err, Result};
 use crate::Tensor;
 use rayon::prelude::*;
@@ -69,7 +70,7 @@ pub fn sparse_scatter(
                 let d =
                     unsafe { std::slice::from_raw_parts_mut(ptr.at(plane + y * w + xa), xb - xa) };
                 match (mode, act) {
-                    (ScatterMode::Write, Activation::None) => d.copy_from_slice(s),
+                    (ScatterMode::Write, Activation::None) => copy_row(d, s),
                     (ScatterMode::Write, a) => {
                         d.iter_mut().zip(s).for_each(|(d, &s)| *d = a.apply(s))
                     }
