@@ -8,23 +8,64 @@ pub const CELL: usize = 16;
 /// The kinds of mask the benchmark sweeps.
 pub const KINDS: [&str; 3] = ["random", "road", "blob"];
 
-/// A mask of `kind` leaving about `sparsity` of the image unmarked.
+/// A mask of `kind` whose `CELL x CELL` block sparsity (the fraction of cells with no marked
+/// pixel) is as close to `sparsity` as the shape allows. Road and blob are calibrated by
+/// bisection on their size, since their partly covered border cells count as active.
 pub fn make(kind: &str, shape: [usize; 3], sparsity: f64, seed: u64) -> Mask {
-    match kind {
-        "random" => random_cells(shape, sparsity, seed),
-        "road" => road(shape, sparsity),
-        _ => blob(shape, sparsity),
+    let shaped = |s: f64| {
+        if kind == "road" {
+            road(shape, s)
+        } else {
+            blob(shape, s)
+        }
+    };
+    if kind == "random" {
+        return random_cells(shape, sparsity, seed);
     }
+    if sparsity <= 0.0 {
+        return shaped(0.0);
+    }
+    let (mut lo, mut hi) = (sparsity, 1.0);
+    for _ in 0..30 {
+        let mid = 0.5 * (lo + hi);
+        if cell_sparsity(&shaped(mid)) < sparsity {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    shaped(hi)
 }
 
-/// `CELL x CELL` cells switched on independently with probability `1 - sparsity`.
+/// Fraction of `CELL x CELL` cells without any marked pixel.
+pub fn cell_sparsity(mask: &Mask) -> f64 {
+    let [n, h, w] = mask.shape();
+    let (ch, cw) = (h.div_ceil(CELL), w.div_ceil(CELL));
+    let mut on = vec![false; n * ch * cw];
+    for (i, &v) in mask.data().iter().enumerate() {
+        if v > 0.5 {
+            let (b, y, x) = (i / (h * w), (i / w) % h, i % w);
+            on[(b * ch + y / CELL) * cw + x / CELL] = true;
+        }
+    }
+    1.0 - on.iter().filter(|&&o| o).count() as f64 / on.len() as f64
+}
+
+/// Exactly `round((1 - sparsity) * cells)` of the `CELL x CELL` cells, chosen at random.
 pub fn random_cells(shape: [usize; 3], sparsity: f64, seed: u64) -> Mask {
     let [n, h, w] = shape;
     let (ch, cw) = (h.div_ceil(CELL), w.div_ceil(CELL));
+    let cells = n * ch * cw;
+    let mut order: Vec<usize> = (0..cells).collect();
     let mut rng = SplitMix64::new(seed);
-    let on: Vec<bool> = (0..n * ch * cw)
-        .map(|_| (rng.uniform() as f64) >= sparsity)
-        .collect();
+    for i in (1..cells).rev() {
+        order.swap(i, rng.int(0, i));
+    }
+    let mut on = vec![false; cells];
+    let active = ((1.0 - sparsity) * cells as f64).round() as usize;
+    order[..active.min(cells)]
+        .iter()
+        .for_each(|&c| on[c] = true);
     Mask::from_fn(shape, |b, y, x| on[(b * ch + y / CELL) * cw + x / CELL])
 }
 
