@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Turns `elide bench sbnet --json` records into the README's markdown table.
+
+    python3 bench/summarize.py bench/results/sbnet-1t.json [--sparsity 0,0.5,0.9,0.99]
+Each cell: speed-up over our dense / over ONNX Runtime dense (block size chosen).
+"""
+import argparse
+import json
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("json")
+    ap.add_argument("--sparsity", default="0,0.5,0.9,0.99")
+    a = ap.parse_args()
+    recs = json.load(open(a.json))
+    targets = [float(s) for s in a.sparsity.split(",")]
+    print(f"threads: {recs[0]['threads']}\n")
+    head = "| layer (input) | mask | dense ms | ORT ms | " + " | ".join(f"{t:.0%}" for t in targets) + " |"
+    print(head)
+    print("|" + "---|" * (4 + len(targets)))
+    keys = []
+    for r in recs:
+        k = (r["layer"], r["mask"])
+        if k not in keys:
+            keys.append(k)
+    for layer, mask in keys:
+        rows = [r for r in recs if r["layer"] == layer and r["mask"] == mask]
+        r0 = rows[0]
+        shape = "x".join(str(v) for v in r0["input_shape"])
+        cells = []
+        for t in targets:
+            m = [r for r in rows if abs(r["sparsity"] - t) < 1e-9]
+            if not m:
+                cells.append("-")
+                continue
+            r = m[0]
+            ort = f" / {r['speedup_vs_ort']:.2f}x" if r["speedup_vs_ort"] else ""
+            blk = r["block_size"] if r["block_size"] else "dense"
+            cells.append(f"{r['speedup']:.2f}x{ort} (b={blk}, {r['block_sparsity']:.2f})")
+        ort_ms = f"{r0['ort_ms']:.1f}" if r0["ort_ms"] else "-"
+        print(f"| {layer} ({shape}) | {mask} | {r0['dense_ms']:.1f} | {ort_ms} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
