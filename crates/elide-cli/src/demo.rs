@@ -1,8 +1,8 @@
 //! `elide demo`: a seeded backbone on a synthetic road scene, dense versus block-sparse.
-use crate::bench::{masks, timing::median_ms};
+use crate::bench::{masked_err, masks, timing::median_ms};
 use anyhow::Result;
 use clap::Args;
-use elide::kernels::{rel_err, rng::SplitMix64, threads::with_threads, Tensor};
+use elide::kernels::{rng::SplitMix64, threads::with_threads, Tensor};
 use elide::sbnet::{Backbone, NetMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -79,7 +79,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             results.push((
                 mode,
                 ms,
-                masked_err(&y, &dense, mask.data()),
+                masked_err(&y, &dense, &mask),
                 sparsity,
                 plans[0].block(),
             ));
@@ -116,22 +116,4 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Norm-wise relative error restricted to the pixels where the mask is set.
-fn masked_err(got: &Tensor, want: &Tensor, mask: &[f32]) -> f32 {
-    let [_, c, _, _] = got.shape();
-    let pick = |t: &Tensor| -> Vec<f32> {
-        (0..c)
-            .flat_map(|ch| {
-                t.plane(0, ch)
-                    .iter()
-                    .zip(mask)
-                    .filter(|(_, &m)| m > 0.5)
-                    .map(|(&v, _)| v)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    rel_err(&pick(got), &pick(want))
 }

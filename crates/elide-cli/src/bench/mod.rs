@@ -8,6 +8,7 @@ pub mod timing;
 
 use anyhow::Result;
 use clap::Subcommand;
+use elide::kernels::sparse::Mask;
 
 /// The benchmarks.
 #[derive(Subcommand)]
@@ -36,4 +37,27 @@ pub fn write_json<T: serde::Serialize>(path: Option<&std::path::Path>, records: 
         println!("wrote {}", p.display());
     }
     Ok(())
+}
+
+/// Norm-wise relative error over the pixels where `mask` (`[n, h, w]`) is set, all channels.
+pub fn masked_err(got: &elide::kernels::Tensor, want: &elide::kernels::Tensor, mask: &Mask) -> f32 {
+    let [n, c, _, _] = got.shape();
+    let [_, h, w] = mask.shape();
+    let pick = |t: &elide::kernels::Tensor| -> Vec<f32> {
+        let mut v = Vec::new();
+        for b in 0..n {
+            let m = &mask.data()[b * h * w..(b + 1) * h * w];
+            for ch in 0..c {
+                v.extend(
+                    t.plane(b, ch)
+                        .iter()
+                        .zip(m)
+                        .filter(|p| *p.1 > 0.5)
+                        .map(|p| *p.0),
+                );
+            }
+        }
+        v
+    };
+    elide::kernels::rel_err(&pick(got), &pick(want))
 }

@@ -1,10 +1,10 @@
 //! `elide bench sbnet`: speed-up of block-sparse layers over dense across block sparsity.
-use super::{masks, ort, plot, timing, write_json};
+use super::{masked_err, masks, ort, plot, timing, write_json};
 use anyhow::Result;
 use clap::Args;
 use elide::kernels::conv::{Activation, Conv2d, Conv2dParams};
 use elide::kernels::sparse::Mask;
-use elide::kernels::{rel_err, rng::SplitMix64, threads::with_threads, Tensor};
+use elide::kernels::{rng::SplitMix64, threads::with_threads, Tensor};
 use elide::sbnet::{BlockSize, MaskPolicy, MaskWindow, Plan, SparseConv2d, SparseResidual};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -200,18 +200,6 @@ pub fn run(a: &SbnetArgs) -> Result<()> {
                     Ok((ms, layer.sparse(x.clone(), &mask)?))
                 })??;
                 let cover = plan.coverage([n, h, w]);
-                let pick = |t: &Tensor| -> Vec<f32> {
-                    (0..c)
-                        .flat_map(|ch| {
-                            t.plane(0, ch)
-                                .iter()
-                                .zip(cover.data())
-                                .filter(|p| *p.1 > 0.5)
-                                .map(|p| *p.0)
-                                .collect::<Vec<_>>()
-                        })
-                        .collect()
-                };
                 records.push(Record {
                     layer: name.clone(),
                     input_shape: shape,
@@ -225,7 +213,7 @@ pub fn run(a: &SbnetArgs) -> Result<()> {
                     speedup: dense_ms / sparse_ms,
                     ort_ms,
                     speedup_vs_ort: ort_ms.map(|o| o / sparse_ms),
-                    max_rel_err: rel_err(&pick(&out), &pick(&dense)),
+                    max_rel_err: masked_err(&out, &dense, &cover),
                 });
                 bar.inc(1);
             }
