@@ -1,6 +1,7 @@
 //! `elide`: the command line. `elide demo` runs the embedded default; `elide bench ...` measures.
 mod bench;
 mod demo;
+mod segment;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +20,14 @@ enum Command {
     /// Measure elide against its dense path and ONNX Runtime.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Decode frame-wise probabilities into action segments (exact Viterbi or FIFA).
+    Segment(segment::SegmentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Segment(args) => segment::run(&args),
     }
 }

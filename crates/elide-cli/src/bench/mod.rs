@@ -1,5 +1,6 @@
 //! `elide bench ...`: measured speed, always beside the strongest baseline on the same machine.
 mod conv;
+mod fifa;
 pub mod masks;
 mod ort;
 mod plot;
@@ -17,6 +18,8 @@ pub enum BenchCommand {
     Sbnet(sbnet::SbnetArgs),
     /// Dense convolutions versus ONNX Runtime (3x3, 1x1, depthwise 3x3).
     Conv(conv::ConvArgs),
+    /// Action segmentation: exact Viterbi versus FIFA (alignment and segmentation).
+    Fifa(fifa::FifaArgs),
 }
 
 /// Runs a benchmark.
@@ -24,6 +27,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Sbnet(a) => sbnet::run(&a),
         BenchCommand::Conv(a) => conv::run(&a),
+        BenchCommand::Fifa(a) => fifa::run(&a),
     }
 }
 

@@ -1,0 +1,119 @@
+//! `elide bench fifa`: exact Viterbi versus FIFA at several iteration budgets, for alignment
+//! and segmentation, on a synthetic Breakfast-calibrated dataset; then the scaling with `T`.
+//! Every decoder runs on one thread, per video, timed with [`super::timing::median_ms`].
+mod measure;
+mod report;
+
+use anyhow::Result;
+use clap::Args;
+use elide_segment::fifa::FifaOptions;
+use elide_segment::synth::{generate, SynthConfig};
+use std::path::PathBuf;
+
+/// Options of `elide bench fifa`.
+#[derive(Args)]
+pub struct FifaArgs {
+    /// Training videos (they give the grammar, the length model and the class prior).
+    #[arg(long, default_value_t = 120)]
+    train: usize,
+    /// Test videos decoded and timed.
+    #[arg(long, default_value_t = 12)]
+    test: usize,
+    /// Seed of the synthetic dataset.
+    #[arg(long, default_value_t = 2021)]
+    seed: u64,
+    /// FIFA iteration budgets (the anytime curve), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50,100,200,400")]
+    iters: Vec<usize>,
+    /// FIFA: transcripts decoded in segmentation.
+    #[arg(long, default_value_t = 8)]
+    top_k: usize,
+    /// FIFA: Adam's learning rate.
+    #[arg(long, default_value_t = FifaOptions::default().lr)]
+    lr: f64,
+    /// FIFA: weight of the length term.
+    #[arg(long, default_value_t = FifaOptions::default().beta)]
+    beta: f64,
+    /// FIFA: mask sharpness (video scaled to unit length).
+    #[arg(long, default_value_t = FifaOptions::default().sharpness)]
+    sharpness: f64,
+    /// FIFA: bins the frames are pooled into (0: one per frame).
+    #[arg(long, default_value_t = FifaOptions::default().bins)]
+    bins: usize,
+    /// Divide the posteriors by the class prior of the training frames (the hybrid scores of
+    /// NeuralNetwork-Viterbi). Off by default: the synthetic classifier's outputs do not
+    /// carry the class frequencies, so dividing them out would only distort them.
+    #[arg(long)]
+    prior: bool,
+    /// Frame step of the subsampled exact decoder (as the reference codes decode).
+    #[arg(long, default_value_t = 30)]
+    subsample: usize,
+    /// Timed repetitions per video (median).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Video lengths for the scaling measurement, comma separated (`0`: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,4000,8000")]
+    scaling: Vec<usize>,
+    /// FIFA's iteration budget in the scaling measurement.
+    #[arg(long, default_value_t = 100)]
+    scaling_iters: usize,
+    /// Write the records as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the anytime curve (MoF against iterations) as SVG here; the scaling plot goes
+    /// beside it with `-scaling` added to the name.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Write the tables as text here.
+    #[arg(long)]
+    table: Option<PathBuf>,
+}
+
+/// Runs the benchmark.
+pub fn run(a: &FifaArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.train >= 1 && a.test >= 1,
+        "--train and --test must be positive"
+    );
+    let ds = generate(&SynthConfig {
+        videos: a.train + a.test,
+        train_fraction: a.train as f64 / (a.train + a.test) as f64,
+        seed: a.seed,
+        ..SynthConfig::default()
+    })?;
+    let fifa = FifaOptions {
+        lr: a.lr,
+        beta: a.beta,
+        sharpness: a.sharpness,
+        bins: a.bins,
+        top_k: a.top_k,
+        ..FifaOptions::default()
+    };
+    let setup = measure::Setup::new(&ds, fifa, a.subsample, a.prior)?;
+    println!(
+        "synthetic Breakfast-like data: {} train / {} test videos, {} grammar transcripts ({} prefix-tree nodes), T {}..{}",
+        ds.train().len(),
+        ds.test().len(),
+        setup.grammar.transcripts().len(),
+        setup.grammar.nodes().len(),
+        ds.test().iter().map(|v| v.frames()).min().unwrap_or(0),
+        ds.test().iter().map(|v| v.frames()).max().unwrap_or(0),
+    );
+    let (mut records, summary) = measure::videos(&setup, ds.test(), &a.iters, a.reps)?;
+    records.extend(summary.iter().cloned());
+    let scaling = measure::scaling(&setup, ds.test(), &a.scaling, a.scaling_iters, a.reps)?;
+    records.extend(scaling.iter().cloned());
+    let text = report::tables(&summary, &scaling, a.subsample);
+    println!("{text}");
+    if let Some(p) = &a.table {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(p, &text)?;
+        println!("wrote {}", p.display());
+    }
+    if let Some(p) = &a.plot {
+        report::plots(p, &summary, &scaling)?;
+    }
+    super::write_json(a.json.as_deref(), &records)
+}

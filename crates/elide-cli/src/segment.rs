@@ -1,0 +1,298 @@
+//! `elide segment`: decode frame-wise probabilities into action segments (exact Viterbi or
+//! FIFA), for one `.npy` file or a whole dataset split; also writes synthetic datasets.
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use elide_segment::evaluate::{evaluate, SplitSpec, TaskKind};
+use elide_segment::fifa::FifaOptions;
+use elide_segment::synth::{generate, write, SynthConfig};
+use elide_segment::viterbi::ExactOptions;
+use elide_segment::{
+    dataset::Dataset, decode, npy, FrameScores, Grammar, LengthModel, Mapping, Method, ProbKind,
+    Task,
+};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Decoder choice.
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    /// Exact Viterbi with a Poisson length model.
+    Exact,
+    /// FIFA: gradient descent on an approximate energy (anytime).
+    Fifa,
+}
+
+/// Task in dataset mode.
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    /// Align each test video to its ground-truth transcript.
+    Align,
+    /// Segment with the training transcripts as grammar.
+    Segment,
+}
+
+/// Options of `elide segment`.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["probs", "dataset", "make_synthetic"])))]
+pub struct SegmentArgs {
+    /// Frame-wise probabilities or log-probabilities, `T x C` `.npy`.
+    #[arg(long, requires = "target")]
+    probs: Option<PathBuf>,
+    /// The transcript to align to: class names (or ids without --mapping), space separated.
+    #[arg(long, group = "target")]
+    transcript: Option<String>,
+    /// A grammar file: one allowed transcript per line.
+    #[arg(long, group = "target")]
+    grammar: Option<PathBuf>,
+    /// `mapping.txt` ("id name" per line); without it classes are named by their ids.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Mean length per class ("name mean" or one mean per line); default: T / segments.
+    #[arg(long)]
+    lengths: Option<PathBuf>,
+    /// Dataset mode: a folder in the MS-TCN / Breakfast layout.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Dataset mode: the split number (uses `train.splitN` and `test.splitN` bundles).
+    #[arg(long, default_value_t = 1)]
+    split: usize,
+    /// Dataset mode: folder of `<video>.npy` probabilities (default `<dataset>/probs`).
+    #[arg(long)]
+    probs_dir: Option<PathBuf>,
+    /// Dataset mode: the task.
+    #[arg(long, value_enum, default_value_t = TaskArg::Segment)]
+    task: TaskArg,
+    /// Dataset mode: background classes left out of IoU, IoD, F1, Edit (default: SIL if known).
+    #[arg(long, value_delimiter = ',')]
+    bg: Option<Vec<String>>,
+    /// Divide posteriors by the class prior (dataset mode: of the training frames).
+    #[arg(long)]
+    prior: bool,
+    /// Write a synthetic Breakfast-like dataset to this folder and exit.
+    #[arg(long)]
+    make_synthetic: Option<PathBuf>,
+    /// Videos of the synthetic dataset.
+    #[arg(long, default_value_t = 40)]
+    videos: usize,
+    /// Seed of the synthetic dataset.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Decoder.
+    #[arg(long, value_enum, default_value_t = MethodArg::Exact)]
+    method: MethodArg,
+    /// FIFA: gradient steps.
+    #[arg(long, conflicts_with = "budget_ms")]
+    iters: Option<usize>,
+    /// FIFA: time budget per video in milliseconds (anytime; the best iterate is returned).
+    #[arg(long)]
+    budget_ms: Option<f64>,
+    /// FIFA: transcripts decoded in segmentation.
+    #[arg(long, default_value_t = FifaOptions::default().top_k)]
+    top_k: usize,
+    /// Exact: frame step of the boundaries (1 = exact; the reference codes use 30).
+    #[arg(long, default_value_t = 1)]
+    subsample: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct SegOut {
+    label: String,
+    start: usize,
+    end: usize,
+}
+
+/// Runs `elide segment`.
+pub fn run(a: &SegmentArgs) -> Result<()> {
+    if let Some(dir) = &a.make_synthetic {
+        let ds = generate(&SynthConfig {
+            videos: a.videos,
+            seed: a.seed,
+            ..SynthConfig::default()
+        })?;
+        write(&ds, dir)?;
+        println!(
+            "wrote {} videos ({} train, {} test) to {}",
+            ds.videos.len(),
+            ds.train,
+            ds.videos.len() - ds.train,
+            dir.display()
+        );
+        return Ok(());
+    }
+    let method = method(a)?;
+    if let Some(root) = &a.dataset {
+        return dataset_mode(a, root, &method);
+    }
+    let path = a.probs.as_ref().expect("clap requires a mode");
+    let arr = npy::read(path)?;
+    let scores = FrameScores::from_npy(&arr, ProbKind::Auto)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mapping = match &a.mapping {
+        Some(m) => Mapping::read(m)?,
+        None => Mapping::numeric(scores.classes()),
+    };
+    if mapping.len() != scores.classes() {
+        bail!(
+            "{} has {} classes, the mapping {}",
+            path.display(),
+            scores.classes(),
+            mapping.len()
+        );
+    }
+    if a.prior {
+        bail!("--prior needs training frames: use it with --dataset");
+    }
+    let t = scores.frames();
+    let (transcript, grammar) = match (&a.transcript, &a.grammar) {
+        (Some(tr), _) => (Some(mapping.transcript(tr)?), None),
+        (None, Some(g)) => (None, Some(Grammar::read(g, &mapping)?)),
+        _ => unreachable!("clap requires a transcript or a grammar"),
+    };
+    let lengths = match &a.lengths {
+        Some(l) => LengthModel::read(l, &mapping)?,
+        None => {
+            let segs = match (&transcript, &grammar) {
+                (Some(tr), _) => tr.len() as f64,
+                (_, Some(g)) => {
+                    let ts = g.transcripts();
+                    ts.iter().map(|t| t.len()).sum::<usize>() as f64 / ts.len() as f64
+                }
+                _ => unreachable!(),
+            };
+            LengthModel::uniform(mapping.len(), (t as f64 / segs).max(1.0))?
+        }
+    };
+    let task = match (&transcript, &grammar) {
+        (Some(tr), _) => Task::Align(tr),
+        (_, Some(g)) => Task::Segment(g),
+        _ => unreachable!(),
+    };
+    let start = Instant::now();
+    let out = decode(&scores, task, &lengths, &method)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let segs: Vec<SegOut> = out
+        .segments
+        .iter()
+        .map(|s| SegOut {
+            label: mapping.name(s.label).to_string(),
+            start: s.start,
+            end: s.end,
+        })
+        .collect();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "frames": t,
+                "method": method_name(a),
+                "ms": ms,
+                "objective": out.objective,
+                "iters": out.iters,
+                "segments": segs,
+            }))?
+        );
+    } else {
+        for s in &segs {
+            println!("{:>7} {:>7}  {}", s.start, s.end, s.label);
+        }
+        eprintln!(
+            "{} segments over {t} frames, {} in {ms:.2} ms",
+            segs.len(),
+            method_name(a)
+        );
+    }
+    Ok(())
+}
+
+fn method_name(a: &SegmentArgs) -> &'static str {
+    match a.method {
+        MethodArg::Exact => "exact",
+        MethodArg::Fifa => "fifa",
+    }
+}
+
+fn method(a: &SegmentArgs) -> Result<Method> {
+    Ok(match a.method {
+        MethodArg::Exact => {
+            if a.iters.is_some() || a.budget_ms.is_some() {
+                bail!("--iters and --budget-ms are FIFA options (add --method fifa)");
+            }
+            Method::Exact(ExactOptions {
+                subsample: a.subsample.max(1),
+                ..Default::default()
+            })
+        }
+        MethodArg::Fifa => {
+            let budget = match a.budget_ms {
+                Some(ms) if ms.is_finite() && ms > 0.0 => Some(Duration::from_secs_f64(ms / 1e3)),
+                Some(ms) => bail!("--budget-ms must be positive, got {ms}"),
+                None => None,
+            };
+            Method::Fifa(FifaOptions {
+                // With only a time budget, iterate until it runs out.
+                iters: a.iters.unwrap_or(if budget.is_some() {
+                    usize::MAX
+                } else {
+                    FifaOptions::default().iters
+                }),
+                budget,
+                top_k: a.top_k,
+                ..FifaOptions::default()
+            })
+        }
+    })
+}
+
+fn dataset_mode(a: &SegmentArgs, root: &std::path::Path, method: &Method) -> Result<()> {
+    let ds = Dataset::open(root)?;
+    let background = match &a.bg {
+        Some(names) => names
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| ds.mapping().id(n))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => ds.mapping().id("SIL").into_iter().collect(),
+    };
+    let spec = SplitSpec {
+        train: format!("train.split{}", a.split),
+        test: format!("test.split{}", a.split),
+        probs: a.probs_dir.clone(),
+        prior: a.prior,
+        background,
+    };
+    let task = match a.task {
+        TaskArg::Align => TaskKind::Alignment,
+        TaskArg::Segment => TaskKind::Segmentation,
+    };
+    let start = Instant::now();
+    let (videos, s) = evaluate(&ds, &spec, task, method)?;
+    let wall = start.elapsed().as_secs_f64();
+    let ms: f64 = videos.iter().map(|v| v.ms).sum::<f64>() / videos.len() as f64;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "videos": videos.len(),
+                "method": method_name(a),
+                "ms_per_video": ms,
+                "mof": s.mof, "iou": s.iou, "iod": s.iod,
+                "f1_10": s.f1[0], "f1_25": s.f1[1], "f1_50": s.f1[2], "edit": s.edit,
+            }))?
+        );
+    } else {
+        println!(
+            "{} videos, {}: {ms:.2} ms per video ({wall:.2} s wall)",
+            videos.len(),
+            method_name(a)
+        );
+        println!(
+            "MoF {:.1}  IoU {:.1}  IoD {:.1}  F1@{{10,25,50}} {:.1} {:.1} {:.1}  Edit {:.1}",
+            s.mof, s.iou, s.iod, s.f1[0], s.f1[1], s.f1[2], s.edit
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The length model: a mean length per class, scored as a Poisson (exact decoders) or as the
+//! target of FIFA's L1 length term.
+use crate::error::{Result, SegError};
+use crate::labels::Mapping;
+use crate::segments::from_frames;
+use std::path::Path;
+
+/// Mean segment length (frames) per class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LengthModel {
+    means: Vec<f64>,
+}
+
+impl LengthModel {
+    /// Means per class id; each must be finite and positive.
+    pub fn new(means: Vec<f64>) -> Result<Self> {
+        if means.is_empty() {
+            return Err(SegError::Invalid("length model without classes".into()));
+        }
+        if let Some(m) = means.iter().find(|m| !(m.is_finite() && **m > 0.0)) {
+            return Err(SegError::Invalid(format!("mean length {m}")));
+        }
+        Ok(Self { means })
+    }
+
+    /// The same mean for every class.
+    pub fn uniform(classes: usize, mean: f64) -> Result<Self> {
+        Self::new(vec![mean; classes])
+    }
+
+    /// Mean segment lengths per class from frame-wise ground truth; a class never seen gets
+    /// the mean over all segments.
+    pub fn from_ground_truth<'a>(
+        videos: impl IntoIterator<Item = &'a [usize]>,
+        classes: usize,
+    ) -> Result<Self> {
+        let (mut sum, mut count) = (vec![0.0; classes], vec![0usize; classes]);
+        for v in videos {
+            for s in from_frames(v) {
+                if s.label >= classes {
+                    return Err(SegError::UnknownLabel(format!("class id {}", s.label)));
+                }
+                sum[s.label] += s.len() as f64;
+                count[s.label] += 1;
+            }
+        }
+        let total: usize = count.iter().sum();
+        if total == 0 {
+            return Err(SegError::Invalid("no ground truth segments".into()));
+        }
+        let overall = sum.iter().sum::<f64>() / total as f64;
+        Self::new(
+            sum.iter()
+                .zip(&count)
+                .map(|(s, &n)| if n > 0 { s / n as f64 } else { overall })
+                .collect(),
+        )
+    }
+
+    /// Reads a lengths file: one "name mean" per line (names from `mapping`), or one mean per
+    /// line in class-id order.
+    pub fn read(path: &Path, mapping: &Mapping) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| SegError::io(path, e))?;
+        let perr = |line: usize, msg: String| SegError::Parse {
+            path: path.to_path_buf(),
+            line,
+            msg,
+        };
+        let mut named = vec![None; mapping.len()];
+        let mut plain = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let num = |s: &str| -> Result<f64> {
+                s.parse()
+                    .map_err(|_| perr(i + 1, format!("{s:?} is not a number")))
+            };
+            match f[..] {
+                [] => {}
+                [v] => plain.push(num(v)?),
+                [name, v] => named[mapping.id(name)?] = Some(num(v)?),
+                _ => return Err(perr(i + 1, "expected \"name mean\" or \"mean\"".into())),
+            }
+        }
+        let means = if plain.is_empty() {
+            named
+                .iter()
+                .enumerate()
+                .map(|(c, m)| {
+                    m.ok_or_else(|| perr(0, format!("no length for {}", mapping.name(c))))
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else if named.iter().all(Option::is_none) && plain.len() == mapping.len() {
+            plain
+        } else {
+            return Err(perr(0, format!("need {} lengths", mapping.len())));
+        };
+        Self::new(means).map_err(|e| perr(0, e.to_string()))
+    }
+
+    /// Classes covered.
+    pub fn classes(&self) -> usize {
+        self.means.len()
+    }
+
+    /// Mean length of class `c`.
+    pub fn mean(&self, c: usize) -> f64 {
+        self.means[c]
+    }
+
+    /// `weight * log Poisson(l; mean_c)` for `l = 0..=max_len`, built by a running sum of
+    /// `ln l!` so no special function is needed.
+    pub fn log_poisson_table(&self, c: usize, max_len: usize, weight: f64) -> Vec<f64> {
+        let lam = self.means[c];
+        let ln_lam = lam.ln();
+        let mut ln_fact = 0.0;
+        (0..=max_len)
+            .map(|l| {
+                if l > 0 {
+                    ln_fact += (l as f64).ln();
+                }
+                weight * (l as f64 * ln_lam - lam - ln_fact)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_table_matches_the_pmf() {
+        let m = LengthModel::new(vec![3.0]).unwrap();
+        let t = m.log_poisson_table(0, 6, 1.0);
+        // P(4; 3) = 3^4 e^-3 / 24
+        assert!((t[4] - (81.0f64 * (-3.0f64).exp() / 24.0).ln()).abs() < 1e-12);
+        assert!((t[0] + 3.0).abs() < 1e-12);
+        let total: f64 = m
+            .log_poisson_table(0, 60, 1.0)
+            .iter()
+            .map(|v| v.exp())
+            .sum();
+        assert!((total - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn means_from_ground_truth() {
+        let a = [0, 0, 1, 1, 1, 1, 0];
+        let b = [2, 2, 2, 0, 0, 0, 0];
+        let m = LengthModel::from_ground_truth([&a[..], &b[..]], 4).unwrap();
+        assert_eq!(m.mean(0), (2.0 + 1.0 + 4.0) / 3.0);
+        assert_eq!(m.mean(1), 4.0);
+        assert_eq!(m.mean(2), 3.0);
+        assert_eq!(m.mean(3), 14.0 / 5.0);
+        assert!(LengthModel::new(vec![1.0, 0.0]).is_err());
+        assert!(LengthModel::from_ground_truth([&[5usize][..]], 2).is_err());
+    }
+}

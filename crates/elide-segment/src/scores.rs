@@ -1,0 +1,252 @@
+//! Frame-wise scores: validated (log-)probabilities `T x C`, turned into the decoders' frame
+//! scores `log p(c|x_t) - log prior(c)` and their per-class cumulative sums.
+use crate::error::{Result, SegError};
+use crate::npy::NpyArray;
+
+/// Log-probabilities are floored here (`ln 1e-16`, as the reference codes add `1e-16`), so
+/// that a zero probability is a large but finite cost and cumulative sums never see `-inf`.
+pub const LOG_FLOOR: f64 = -36.841_361_487_904_734;
+
+/// How much a row may miss summing to one (files hold `f32`, softmax is not exact).
+const SUM_TOL: f64 = 1e-3;
+
+/// How a `.npy` of frame-wise values is to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbKind {
+    /// Probabilities if every row is a distribution, else log-probabilities if every row's
+    /// `logsumexp` is 0; anything else is an error.
+    Auto,
+    /// Probabilities in `[0, 1]` summing to 1 per frame.
+    Probs,
+    /// Log-probabilities whose exponentials sum to 1 per frame.
+    LogProbs,
+}
+
+/// Validated frame-wise scores, `T x C` row-major, as `log p(c|x_t) - log prior(c)`.
+#[derive(Clone, Debug)]
+pub struct FrameScores {
+    frames: usize,
+    classes: usize,
+    data: Vec<f64>,
+}
+
+impl FrameScores {
+    /// Builds from `T x C` values of the given kind, checking every row.
+    pub fn new(frames: usize, classes: usize, values: &[f64], kind: ProbKind) -> Result<Self> {
+        if frames == 0 || classes == 0 || values.len() != frames * classes {
+            return Err(SegError::Mismatch(format!(
+                "{} values for {frames} frames x {classes} classes",
+                values.len()
+            )));
+        }
+        let kind = match kind {
+            ProbKind::Auto if check_probs(values, classes).is_ok() => ProbKind::Probs,
+            ProbKind::Auto => {
+                check_log_probs(values, classes).map_err(|e| {
+                    SegError::NotDistribution(format!(
+                        "neither probabilities nor log-probabilities ({e})"
+                    ))
+                })?;
+                ProbKind::LogProbs
+            }
+            k => k,
+        };
+        let data = match kind {
+            ProbKind::Probs => {
+                check_probs(values, classes)?;
+                values.iter().map(|&p| p.ln().max(LOG_FLOOR)).collect()
+            }
+            _ => {
+                check_log_probs(values, classes)?;
+                values.iter().map(|&l| l.max(LOG_FLOOR)).collect()
+            }
+        };
+        Ok(Self {
+            frames,
+            classes,
+            data,
+        })
+    }
+
+    /// Builds from a 2-D `.npy` array laid out `T x C`.
+    pub fn from_npy(a: &NpyArray, kind: ProbKind) -> Result<Self> {
+        match a.shape[..] {
+            [t, c] => Self::new(t, c, &a.data, kind),
+            _ => Err(SegError::Mismatch(format!(
+                "need a 2-D T x C array, got shape {:?}",
+                a.shape
+            ))),
+        }
+    }
+
+    /// Subtracts `log prior(c)` from every frame (the hybrid-model scores of
+    /// NeuralNetwork-Viterbi / CDFL); `prior` must be positive and have `C` entries.
+    pub fn with_prior(mut self, prior: &[f64]) -> Result<Self> {
+        if prior.len() != self.classes {
+            return Err(SegError::Mismatch(format!(
+                "prior has {} classes, scores {}",
+                prior.len(),
+                self.classes
+            )));
+        }
+        if prior.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
+            return Err(SegError::NotDistribution(
+                "class prior must be positive".into(),
+            ));
+        }
+        let lp: Vec<f64> = prior.iter().map(|p| p.ln()).collect();
+        for row in self.data.chunks_exact_mut(self.classes) {
+            for (v, l) in row.iter_mut().zip(&lp) {
+                *v -= l;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The first `t` frames (`1 <= t <= T`).
+    pub fn truncated(mut self, t: usize) -> Result<Self> {
+        if t == 0 || t > self.frames {
+            return Err(SegError::Mismatch(format!(
+                "cannot keep {t} of {} frames",
+                self.frames
+            )));
+        }
+        self.data.truncate(t * self.classes);
+        self.frames = t;
+        Ok(self)
+    }
+
+    /// Frames `T`.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Classes `C`.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The score of class `c` at frame `t`.
+    pub fn get(&self, t: usize, c: usize) -> f64 {
+        self.data[t * self.classes + c]
+    }
+
+    /// Per-frame argmax (the decoder-free baseline).
+    pub fn argmax(&self) -> Vec<usize> {
+        self.data
+            .chunks_exact(self.classes)
+            .map(|r| {
+                (0..r.len())
+                    .max_by(|&a, &b| r[a].total_cmp(&r[b]))
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// Checks that every label in `labels` is a class of these scores.
+    pub fn check_labels(&self, labels: &[usize]) -> Result<()> {
+        match labels.iter().find(|&&c| c >= self.classes) {
+            Some(c) => Err(SegError::UnknownLabel(format!(
+                "class id {c} (scores have {} classes)",
+                self.classes
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Cumulative sums of class `c`'s score at the grid points: `out[j] = sum_{t < grid[j]}`.
+    pub fn cumsum_at(&self, c: usize, grid: &[usize]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(grid.len());
+        let (mut acc, mut t) = (0.0, 0);
+        for &g in grid {
+            while t < g {
+                acc += self.data[t * self.classes + c];
+                t += 1;
+            }
+            out.push(acc);
+        }
+        out
+    }
+}
+
+fn check_probs(values: &[f64], classes: usize) -> Result<()> {
+    for (t, row) in values.chunks_exact(classes).enumerate() {
+        if let Some(v) = row.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            return Err(SegError::NotDistribution(format!(
+                "frame {t}: value {v} is not a probability"
+            )));
+        }
+        let s: f64 = row.iter().sum();
+        if (s - 1.0).abs() > SUM_TOL {
+            return Err(SegError::NotDistribution(format!("frame {t} sums to {s}")));
+        }
+    }
+    Ok(())
+}
+
+fn check_log_probs(values: &[f64], classes: usize) -> Result<()> {
+    for (t, row) in values.chunks_exact(classes).enumerate() {
+        if let Some(v) = row.iter().find(|v| v.is_nan() || **v > 1e-6) {
+            return Err(SegError::NotDistribution(format!(
+                "frame {t}: value {v} is not a log-probability"
+            )));
+        }
+        let s: f64 = row.iter().map(|v| v.exp()).sum();
+        if (s - 1.0).abs() > SUM_TOL {
+            return Err(SegError::NotDistribution(format!(
+                "frame {t}: exp sums to {s}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Boundaries on a grid of step `step` frames, `0, step, 2 step, ..., T` (the last step may be
+/// short): where the exact decoders may place segment boundaries.
+pub fn grid(frames: usize, step: usize) -> Vec<usize> {
+    let step = step.max(1);
+    let mut g: Vec<usize> = (0..frames).step_by(step).collect();
+    g.push(frames);
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_probs_and_log_probs_alike() {
+        let p = [0.25, 0.75, 1.0, 0.0];
+        let a = FrameScores::new(2, 2, &p, ProbKind::Auto).unwrap();
+        let l: Vec<f64> = p.iter().map(|v: &f64| v.ln()).collect();
+        let b = FrameScores::new(2, 2, &l, ProbKind::Auto).unwrap();
+        assert!((a.get(0, 1) - 0.75f64.ln()).abs() < 1e-12);
+        assert_eq!(a.get(1, 1), LOG_FLOOR);
+        assert_eq!(b.get(1, 1), LOG_FLOOR);
+        assert_eq!(a.argmax(), [1, 0]);
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_distribution() {
+        for bad in [[0.5, 0.6], [f64::NAN, 1.0], [-0.1, 1.1], [-1.0, -1.0]] {
+            let e = FrameScores::new(1, 2, &bad, ProbKind::Auto).unwrap_err();
+            assert!(matches!(e, SegError::NotDistribution(_)), "{bad:?}: {e}");
+        }
+        assert!(FrameScores::new(1, 2, &[0.5, 0.5], ProbKind::LogProbs).is_err());
+        assert!(FrameScores::new(2, 2, &[0.5, 0.5], ProbKind::Probs).is_err());
+    }
+
+    #[test]
+    fn prior_and_cumsums() {
+        let s = FrameScores::new(3, 2, &[0.5, 0.5, 0.2, 0.8, 0.9, 0.1], ProbKind::Probs)
+            .unwrap()
+            .with_prior(&[0.5, 0.5])
+            .unwrap();
+        let c = s.cumsum_at(1, &grid(3, 2));
+        assert_eq!(c.len(), 3);
+        let want = [0.0, 0.5f64.ln() + 0.8f64.ln() + 2.0 * 2f64.ln(), 0.0];
+        assert!((c[1] - want[1]).abs() < 1e-12);
+        assert!((c[2] - (want[1] + 0.1f64.ln() + 2f64.ln())).abs() < 1e-12);
+        assert!(s.with_prior(&[1.0]).is_err());
+    }
+}

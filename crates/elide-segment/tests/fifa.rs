@@ -1,0 +1,307 @@
+//! FIFA: the analytic gradient against central finite differences, the anytime loop, and
+//! agreement with the exact decoder where the answer is clear.
+use elide_segment::fifa::{self, FifaOptions, Init, Problem};
+use elide_segment::rng::Rng;
+use elide_segment::synth::{generate, SynthConfig};
+use elide_segment::viterbi::{self, ExactOptions};
+use elide_segment::{metrics, segments, FrameScores, Grammar, LengthModel, ProbKind, SegError};
+use std::time::Duration;
+
+fn random_scores(rng: &mut Rng, t: usize, c: usize) -> FrameScores {
+    let mut v = Vec::with_capacity(t * c);
+    for _ in 0..t {
+        let row: Vec<f64> = (0..c).map(|_| rng.uniform().powi(3) + 1e-3).collect();
+        let s: f64 = row.iter().sum();
+        v.extend(row.iter().map(|x| x / s));
+    }
+    FrameScores::new(t, c, &v, ProbKind::Probs).unwrap()
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let mut rng = Rng::new(3);
+    for case in 0..24 {
+        let t = 40 + rng.below(300);
+        let c = 4;
+        let s = random_scores(&mut rng, t, c);
+        let n = 1 + rng.below(6);
+        let tr: Vec<usize> = (0..n).map(|_| rng.below(c)).collect();
+        let target: Vec<f64> = (0..n)
+            .map(|_| t as f64 / n as f64 * (0.5 + rng.uniform()))
+            .collect();
+        let sharp = [10.0, 80.0, 300.0][case % 3];
+        let bins = [0, 64, t][case % 3].max(1);
+        let p = Problem::new(&s, &tr, target, sharp, 0.1 + rng.uniform(), bins);
+        let z: Vec<f64> = (0..n).map(|_| rng.normal() * 0.7).collect();
+        let mut g = vec![0.0; n];
+        p.energy_grad(&z, &mut g);
+        let h = 1e-6;
+        for i in 0..n {
+            let (mut zp, mut zm) = (z.clone(), z.clone());
+            zp[i] += h;
+            zm[i] -= h;
+            let mut scratch = vec![0.0; n];
+            let fd =
+                (p.energy_grad(&zp, &mut scratch) - p.energy_grad(&zm, &mut scratch)) / (2.0 * h);
+            let scale = g.iter().map(|v| v.abs()).fold(1e-3, f64::max);
+            assert!(
+                (fd - g[i]).abs() <= 1e-5 * scale,
+                "case {case} coordinate {i}: analytic {} vs finite difference {fd}",
+                g[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn energy_is_invariant_to_shifting_the_logits() {
+    let mut rng = Rng::new(5);
+    let s = random_scores(&mut rng, 100, 3);
+    let p = Problem::new(&s, &[0, 1, 2], vec![30.0, 40.0, 30.0], 80.0, 0.1, 50);
+    let mut g = vec![0.0; 3];
+    let a = p.energy_grad(&[0.1, 0.5, -0.2], &mut g);
+    let b = p.energy_grad(&[1.1, 1.5, 0.8], &mut g);
+    assert!((a - b).abs() < 1e-12);
+    // Lengths always fill the video: the gradient has no component along (1, 1, 1).
+    assert!(g.iter().sum::<f64>().abs() < 1e-12);
+}
+
+fn clean_video(gt: &[usize], c: usize) -> FrameScores {
+    let mut p = Vec::new();
+    for &g in gt {
+        p.extend((0..c).map(|k| if k == g { 0.8 } else { 0.2 / (c - 1) as f64 }));
+    }
+    FrameScores::new(gt.len(), c, &p, ProbKind::Probs).unwrap()
+}
+
+#[test]
+fn aligns_clear_boundaries_like_the_exact_decoder() {
+    let lens = [300, 900, 500, 1300];
+    let tr = [0, 2, 1, 3];
+    let gt = segments::to_frames(&segments::from_lengths(&tr, &lens).unwrap());
+    let s = clean_video(&gt, 4);
+    // A length model that is off by a lot: the frames must win.
+    let lm = LengthModel::uniform(4, 750.0).unwrap();
+    let opt = FifaOptions {
+        iters: 300,
+        ..Default::default()
+    };
+    let f = fifa::align(&s, &tr, &lm, &opt).unwrap();
+    let e = viterbi::align(&s, &tr, &lm, &ExactOptions::default()).unwrap();
+    let fm = metrics::mof(&segments::to_frames(&f.segments), &gt).unwrap();
+    let em = metrics::mof(&segments::to_frames(&e.segments), &gt).unwrap();
+    assert!(em > 99.0, "exact {em}");
+    assert!(fm > 98.0, "fifa {fm}");
+    assert!(f.iters == 300);
+}
+
+#[test]
+fn budget_and_init_give_valid_segmentations() {
+    let mut rng = Rng::new(9);
+    let s = random_scores(&mut rng, 500, 5);
+    let lm = LengthModel::uniform(5, 80.0).unwrap();
+    let tr = [0, 3, 1, 4, 2, 0];
+    for init in [
+        Init::Uniform,
+        Init::Means,
+        Init::Lengths(vec![1.0, 2.0, 3.0, 1.0, 1.0, 5.0]),
+    ] {
+        for (iters, budget) in [
+            (0, None),
+            (5, None),
+            (100_000, Some(Duration::from_millis(20))),
+        ] {
+            let opt = FifaOptions {
+                iters,
+                budget,
+                init: init.clone(),
+                ..Default::default()
+            };
+            let d = fifa::align(&s, &tr, &lm, &opt).unwrap();
+            assert_eq!(d.segments.len(), tr.len());
+            assert_eq!(d.segments[0].start, 0);
+            assert_eq!(d.segments.last().unwrap().end, 500);
+            assert!(d.segments.iter().all(|x| x.end > x.start));
+            assert!(d.segments.windows(2).all(|w| w[0].end == w[1].start));
+            if budget.is_some() {
+                assert!(d.iters < 100_000, "the time budget must stop the loop");
+            } else {
+                assert_eq!(d.iters, iters);
+            }
+        }
+    }
+    // More iterations never return a worse energy (the best iterate is kept).
+    let e = |iters| {
+        let o = FifaOptions {
+            iters,
+            ..Default::default()
+        };
+        fifa::align(&s, &tr, &lm, &o).unwrap().energy
+    };
+    assert!(e(50) <= e(10) && e(10) <= e(0));
+}
+
+#[test]
+fn segmentation_finds_the_transcript_on_clear_data() {
+    let tr = [0, 2, 1, 0];
+    let lens = [200, 700, 400, 300];
+    let gt = segments::to_frames(&segments::from_lengths(&tr, &lens).unwrap());
+    let s = clean_video(&gt, 4);
+    let g = Grammar::new([
+        vec![0, 1, 2, 0],
+        vec![0, 2, 1, 0],
+        vec![0, 3, 0],
+        vec![0, 2, 0],
+    ])
+    .unwrap();
+    let lm = LengthModel::new(vec![250.0, 400.0, 700.0, 500.0]).unwrap();
+    let opt = FifaOptions {
+        iters: 200,
+        top_k: 2,
+        ..Default::default()
+    };
+    let f = fifa::segment(&s, &g, &lm, &opt).unwrap();
+    let labels: Vec<usize> = f.segments.iter().map(|s| s.label).collect();
+    assert_eq!(labels, tr);
+    let e = viterbi::segment(&s, &g, &lm, &ExactOptions::default()).unwrap();
+    let labels: Vec<usize> = e.segments.iter().map(|s| s.label).collect();
+    assert_eq!(labels, tr);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let mut rng = Rng::new(2);
+    let s = random_scores(&mut rng, 5, 3);
+    let lm = LengthModel::uniform(3, 2.0).unwrap();
+    let opt = FifaOptions::default();
+    assert!(matches!(
+        fifa::align(&s, &[], &lm, &opt),
+        Err(SegError::EmptyTranscript)
+    ));
+    assert!(matches!(
+        fifa::align(&s, &[0; 6], &lm, &opt),
+        Err(SegError::TooShort {
+            frames: 5,
+            segments: 6
+        })
+    ));
+    assert!(matches!(
+        fifa::align(&s, &[0, 3], &lm, &opt),
+        Err(SegError::UnknownLabel(_))
+    ));
+    let bad = FifaOptions {
+        lr: f64::NAN,
+        ..Default::default()
+    };
+    assert!(matches!(
+        fifa::align(&s, &[0, 1], &lm, &bad),
+        Err(SegError::Invalid(_))
+    ));
+    let bad_init = FifaOptions {
+        init: Init::Lengths(vec![1.0]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        fifa::align(&s, &[0, 1], &lm, &bad_init),
+        Err(SegError::Mismatch(_))
+    ));
+}
+
+#[test]
+fn synthetic_data_is_calibrated_to_breakfast() {
+    let ds = generate(&SynthConfig {
+        videos: 60,
+        ..Default::default()
+    })
+    .unwrap();
+    let segs: Vec<usize> = ds.videos.iter().map(|v| v.transcript().len()).collect();
+    let mean_segs = segs.iter().sum::<usize>() as f64 / segs.len() as f64;
+    assert!(
+        (5.0..=7.5).contains(&mean_segs),
+        "{mean_segs} segments per video"
+    );
+    assert!(ds
+        .videos
+        .iter()
+        .all(|v| (300..=10_000).contains(&v.frames())));
+    assert_eq!(ds.mapping.len(), 48);
+    // Frame-wise argmax is a weak but informative classifier.
+    let mut acc = metrics::Accumulator::default();
+    for v in &ds.videos {
+        let s = FrameScores::new(
+            v.frames(),
+            48,
+            &v.log_probs.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+            ProbKind::LogProbs,
+        )
+        .unwrap();
+        acc.add(&s.argmax(), &v.gt, &[0]).unwrap();
+    }
+    let mof = acc.summary().mof;
+    assert!((30.0..85.0).contains(&mof), "argmax MoF {mof}");
+    // Same seed, same data.
+    let again = generate(&SynthConfig {
+        videos: 60,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(again.videos[7].gt, ds.videos[7].gt);
+}
+
+/// The energy from its definition, one bin per frame, every sigmoid evaluated: the windows,
+/// prefix sums and geometric `exp` recurrence must agree with it.
+fn naive_energy(
+    s: &FrameScores,
+    tr: &[usize],
+    target: &[f64],
+    sharp: f64,
+    beta: f64,
+    z: &[f64],
+) -> f64 {
+    let t = s.frames() as f64;
+    let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ez: Vec<f64> = z.iter().map(|v| (v - mx).exp()).collect();
+    let l: Vec<f64> = ez.iter().map(|v| t * v / ez.iter().sum::<f64>()).collect();
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let k = sharp / t;
+    let mut e = 0.0;
+    let mut start = 0.0;
+    for (n, &c) in tr.iter().enumerate() {
+        let end = start + l[n];
+        for f in 0..s.frames() {
+            let x = f as f64 + 0.5;
+            let rise = if n == 0 { 1.0 } else { sig(k * (x - start)) };
+            let fall = if n + 1 == tr.len() {
+                1.0
+            } else {
+                sig(k * (end - x))
+            };
+            e += -s.get(f, c) * rise * fall;
+        }
+        start = end;
+    }
+    let len: f64 = l.iter().zip(target).map(|(l, m)| (l - m).abs()).sum();
+    e / t + beta / t * len
+}
+
+#[test]
+fn windowed_energy_matches_the_definition() {
+    let mut rng = Rng::new(13);
+    for case in 0..30 {
+        let t = 50 + rng.below(800);
+        let s = random_scores(&mut rng, t, 5);
+        let n = 1 + rng.below(7);
+        let tr: Vec<usize> = (0..n).map(|_| rng.below(5)).collect();
+        let target: Vec<f64> = (0..n).map(|_| t as f64 / n as f64).collect();
+        let sharp = [20.0, 80.0, 400.0][case % 3];
+        let p = Problem::new(&s, &tr, target.clone(), sharp, 0.3, t);
+        let z: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let mut g = vec![0.0; n];
+        let got = p.energy_grad(&z, &mut g);
+        let want = naive_energy(&s, &tr, &target, sharp, 0.3, &z);
+        assert!(
+            (got - want).abs() < 1e-7 * want.abs().max(1.0),
+            "case {case}: {got} vs {want}"
+        );
+    }
+}
