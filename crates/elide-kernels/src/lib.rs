@@ -4,7 +4,8 @@
 //! - [`conv`]: dense 2-D convolution (tiled im2col + `gemm`, a 1x1 fast path and a direct
 //!   depthwise kernel) with folded batch-norm and fused activations, plus a naive reference.
 //! - [`sparse`]: SBNet's block primitives: `reduce_mask`, `sparse_gather`, `sparse_scatter`.
-//! - [`threads`]: run work on a fixed number of rayon threads.
+//! - [`threads`]: run work on a fixed number of rayon threads; [`with_scratch`]: per-thread
+//!   scratch tensors for allocation-free per-block pipelines.
 //!
 //! ```
 //! use elide_kernels::{conv::{Conv2d, Conv2dParams, Activation}, Tensor};
@@ -19,9 +20,11 @@ pub mod conv;
 mod copy;
 mod error;
 pub mod rng;
+mod scratch;
 pub mod sparse;
 mod tensor;
 pub mod threads;
 
 pub use error::{KernelError, Result};
+pub use scratch::with_scratch;
 pub use tensor::{rel_err, Tensor};

@@ -134,27 +134,37 @@ impl Layer {
         })
     }
 
-    fn dense(&self, x: &Tensor) -> Result<Tensor> {
+    /// Output shape (the conv's; a unit keeps its input's).
+    fn out_shape(&self, shape: [usize; 4]) -> Result<[usize; 4]> {
         Ok(match self {
-            Layer::Conv(c) => c.conv().forward(x)?,
-            Layer::Unit(u) => u.forward_dense(x)?,
+            Layer::Conv(c) => c.conv().out_shape(shape)?,
+            Layer::Unit(_) => shape,
         })
     }
 
-    /// Plans and runs sparsely; the conv writes onto a zero base, the unit works in place on `x`.
-    fn sparse(&self, x: Tensor, mask: &Mask) -> Result<(Tensor, Plan)> {
+    /// Runs densely without allocating: the conv into `out`, the unit in place on `x`.
+    fn dense(&self, x: &mut Tensor, out: &mut Tensor) -> Result<()> {
+        match self {
+            Layer::Conv(c) => c.conv().forward_into(x, out)?,
+            Layer::Unit(u) => u.forward_dense_in_place(x)?,
+        }
+        Ok(())
+    }
+
+    /// Plans and runs sparsely: the conv onto `out` (its base), the unit in place on `x`.
+    fn sparse(&self, x: &mut Tensor, mask: &Mask, out: &mut Tensor) -> Result<Plan> {
         Ok(match self {
-            Layer::Conv(c) => {
-                let mut out = Tensor::zeros(c.conv().out_shape(x.shape())?);
-                let plan = c.forward(&x, mask, &mut out)?;
-                (out, plan)
-            }
-            Layer::Unit(u) => {
-                let mut x = x;
-                let plan = u.forward_in_place(&mut x, mask)?;
-                (x, plan)
-            }
+            Layer::Conv(c) => c.forward(x, mask, out)?,
+            Layer::Unit(u) => u.forward_in_place(x, mask)?,
         })
+    }
+
+    /// The result of [`Layer::dense`] or [`Layer::sparse`].
+    fn result(&self, x: Tensor, out: Tensor) -> Tensor {
+        match self {
+            Layer::Conv(_) => out,
+            Layer::Unit(_) => x,
+        }
     }
 }
 
@@ -174,12 +184,12 @@ pub fn run(a: &SbnetArgs) -> Result<()> {
         let [n, c, h, w] = shape;
         let x = Tensor::from_vec(shape, rng.vec(n * c * h * w, -1.0, 1.0))?;
         bar.set_message(format!("{name} dense"));
-        let (dense, dense_ms) = with_threads(a.threads, || -> Result<_> {
-            let dense = layer.dense(&x)?;
-            Ok((
-                dense,
-                timing::median_ms(a.reps, || layer.dense(&x).map(drop))?,
-            ))
+        let out_shape = layer.out_shape(shape)?;
+        let (mut dense_out, mut sparse_out) = (Tensor::zeros(out_shape), Tensor::zeros(out_shape));
+        let dense = with_threads(a.threads, || -> Result<Tensor> {
+            let mut xd = x.clone();
+            layer.dense(&mut xd, &mut dense_out)?;
+            Ok(layer.result(xd, dense_out.clone()))
         })??;
         let ort_ms = if have_ort {
             Some(ort::time(ort_layer, shape, c, threads, a.reps)?.0)
@@ -191,14 +201,26 @@ pub fn run(a: &SbnetArgs) -> Result<()> {
             for &s in &a.sparsity {
                 bar.set_message(format!("{name} {kind} {s}"));
                 let mask = masks::make(kind, [n, h, w], s, 11);
-                let (sparse_ms, (out, plan)) = with_threads(a.threads, || -> Result<_> {
-                    let ms = timing::median_ms_setup(
-                        a.reps,
-                        || x.clone(),
-                        |x| layer.sparse(x, &mask).map(drop),
-                    )?;
-                    Ok((ms, layer.sparse(x.clone(), &mask)?))
-                })??;
+                // Dense is timed again beside every sparse point, alternating runs, so that
+                // each speed-up compares the two under the same machine state.
+                let (dense_ms, sparse_ms, (out, plan)) =
+                    with_threads(a.threads, || -> Result<_> {
+                        let (dense_ms, sparse_ms) = timing::paired_median_ms(
+                            a.reps,
+                            || x.clone(),
+                            |mut x| layer.dense(&mut x, &mut dense_out),
+                            |mut x| layer.sparse(&mut x, &mask, &mut sparse_out).map(drop),
+                        )?;
+                        // A fresh zero base, so the error check sees only what this plan wrote.
+                        sparse_out.data_mut().fill(0.0);
+                        let mut xs = x.clone();
+                        let plan = layer.sparse(&mut xs, &mask, &mut sparse_out)?;
+                        Ok((
+                            dense_ms,
+                            sparse_ms,
+                            (layer.result(xs, sparse_out.clone()), plan),
+                        ))
+                    })??;
                 let cover = plan.coverage([n, h, w]);
                 records.push(Record {
                     layer: name.clone(),
@@ -246,7 +268,7 @@ pub fn run(a: &SbnetArgs) -> Result<()> {
 }
 
 fn print_table(records: &[Record], threads: usize, reps: usize) {
-    println!("threads: {threads}; medians of {reps} runs; sparse times include reduce_mask and block-size choice");
+    println!("threads: {threads}; medians of {reps} runs, dense and sparse alternating per point; sparse times include reduce_mask and block-size choice");
     println!(
         "{:<14} {:<7} {:>6} {:>8} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
         "layer",

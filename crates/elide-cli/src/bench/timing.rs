@@ -10,25 +10,36 @@ pub fn median_ms<E>(reps: usize, mut f: impl FnMut() -> Result<(), E>) -> Result
         f()?;
         t.push(s.elapsed().as_secs_f64() * 1e3);
     }
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    Ok(median(t))
 }
 
-/// Like [`median_ms`], but each run gets a fresh value from `setup`, which is not timed
-/// (for in-place layers that consume their input).
-pub fn median_ms_setup<S, E>(
+/// Times `a` and `b` alternately, `reps` times each after one warm-up each, so both see the
+/// same machine state (this VM's speed drifts between seconds); returns both medians in ms.
+/// Each run gets a fresh value from `setup`, which is not timed (for in-place layers that
+/// consume their input).
+pub fn paired_median_ms<S, E>(
     reps: usize,
     mut setup: impl FnMut() -> S,
-    mut f: impl FnMut(S) -> Result<(), E>,
-) -> Result<f64, E> {
-    f(setup())?;
-    let mut t = Vec::with_capacity(reps);
+    mut a: impl FnMut(S) -> Result<(), E>,
+    mut b: impl FnMut(S) -> Result<(), E>,
+) -> Result<(f64, f64), E> {
+    a(setup())?;
+    b(setup())?;
+    let (mut ta, mut tb) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
     for _ in 0..reps.max(1) {
         let s = setup();
         let start = Instant::now();
-        f(s)?;
-        t.push(start.elapsed().as_secs_f64() * 1e3);
+        a(s)?;
+        ta.push(start.elapsed().as_secs_f64() * 1e3);
+        let s = setup();
+        let start = Instant::now();
+        b(s)?;
+        tb.push(start.elapsed().as_secs_f64() * 1e3);
     }
+    Ok((median(ta), median(tb)))
+}
+
+fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    t[t.len() / 2]
 }

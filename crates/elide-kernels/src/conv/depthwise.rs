@@ -3,46 +3,68 @@
 //! GEMM is the wrong tool here (K = kh*kw is tiny), so each output plane is computed by
 //! sliding whole rows: for every kernel tap the valid span of the output row gets
 //! `w * input_row[shifted]`, a loop the compiler vectorises for stride 1.
-use super::{im2col::valid_span, Conv2d};
+use super::{im2col::valid_span, Conv2d, Schedule};
+use crate::copy::all_finite;
 use crate::Tensor;
 use rayon::prelude::*;
 
-pub(super) fn run(conv: &Conv2d, x: &Tensor, out: &mut Tensor) {
+/// Runs the layer; with `check`, returns false when an input plane holds NaN/inf (each plane
+/// is checked just before it is read, so it is in cache for the taps).
+pub(super) fn run(
+    conv: &Conv2d,
+    x: &Tensor,
+    out: &mut Tensor,
+    schedule: Schedule,
+    check: bool,
+) -> bool {
     let [_, cin, h, w] = x.shape();
     let [_, cout, ho, wo] = out.shape();
     let p = conv.params;
     let [kh, kw] = p.kernel;
     let mult = cout / cin;
     let plane = ho * wo;
-    out.data_mut()
-        .par_chunks_mut(plane)
-        .enumerate()
-        .for_each(|(idx, o)| {
-            let (n, oc) = (idx / cout, idx % cout);
-            let xin = x.plane(n, oc / mult);
-            let wts = &conv.weight[oc * kh * kw..(oc + 1) * kh * kw];
-            o.fill(0.0);
-            for oy in 0..ho {
-                let orow = &mut o[oy * wo..(oy + 1) * wo];
-                for ky in 0..kh {
-                    let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.pad.top as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let irow = &xin[iy as usize * w..(iy as usize + 1) * w];
-                    for kx in 0..kw {
-                        tap_row(
-                            orow,
-                            irow,
-                            wts[ky * kw + kx],
-                            (kx * p.dilation[1]) as isize - p.pad.left as isize,
-                            p.stride[1],
-                        );
-                    }
+    let one = |(idx, o): (usize, &mut [f32])| {
+        let (n, oc) = (idx / cout, idx % cout);
+        let xin = x.plane(n, oc / mult);
+        let finite = !check || all_finite(xin);
+        let wts = &conv.weight[oc * kh * kw..(oc + 1) * kh * kw];
+        o.fill(0.0);
+        for oy in 0..ho {
+            let orow = &mut o[oy * wo..(oy + 1) * wo];
+            for ky in 0..kh {
+                let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.pad.top as isize;
+                if iy < 0 || iy >= h as isize {
+                    continue;
                 }
-                conv.act.bias_apply(orow, conv.bias[oc]);
+                let irow = &xin[iy as usize * w..(iy as usize + 1) * w];
+                for kx in 0..kw {
+                    tap_row(
+                        orow,
+                        irow,
+                        wts[ky * kw + kx],
+                        (kx * p.dilation[1]) as isize - p.pad.left as isize,
+                        p.stride[1],
+                    );
+                }
             }
-        });
+            conv.act.bias_apply(orow, conv.bias[oc]);
+        }
+        finite
+    };
+    match schedule {
+        Schedule::Parallel => out
+            .data_mut()
+            .par_chunks_mut(plane)
+            .enumerate()
+            .map(one)
+            .reduce(|| true, |a, b| a & b),
+        Schedule::WholeImages => out
+            .data_mut()
+            .chunks_mut(plane)
+            .enumerate()
+            .map(one)
+            .fold(true, |a, b| a & b),
+    }
 }
 
 /// `orow[ox] += wv * irow[ox*stride + shift]` wherever the input index is inside the row.

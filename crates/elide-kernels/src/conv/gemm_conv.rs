@@ -1,11 +1,14 @@
 //! Convolution as GEMM over spatial tiles.
 //!
-//! A tile is a band of whole output rows of one image, so each output channel's part of the
-//! tile is one contiguous run of NCHW memory and the GEMM writes the output in place. Tiles are
-//! sized so the im2col buffer stays cache-resident (a whole-image im2col plus one big GEMM was
-//! measured ~3x slower here) and run in parallel with rayon; each thread reuses its own buffer.
-//! 1x1 stride-1 convolutions skip im2col: the input planes are the right-hand side.
-use super::{im2col::im2col_band, Conv2d, ConvKernel};
+//! A tile is a rectangle of output pixels of one image. For whole-image calls it is a band of
+//! whole output rows, so each output channel's part of the tile is one contiguous run of NCHW
+//! memory and the GEMM writes the output in place. Tiles are sized so the im2col buffer stays
+//! cache-resident (a whole-image im2col plus one big GEMM was measured ~3x slower here) and
+//! run in parallel with rayon; each thread reuses its own buffer. 1x1 stride-1 convolutions
+//! on whole bands skip im2col: the input planes are the right-hand side.
+use super::im2col::{im2col_rect, Rect};
+use super::{Conv2d, ConvKernel, Schedule};
+use crate::copy::all_finite;
 use crate::Tensor;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -25,47 +28,88 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-pub(super) fn run(conv: &Conv2d, x: &Tensor, out: &mut Tensor) {
-    let [nb, _, ho, wo] = out.shape();
-    let p = &conv.params;
-    let [kh, kw] = p.kernel;
-    let cin_g = conv.in_channels / p.groups;
-    let k = cin_g * kh * kw;
-    let rows = rows_per_tile(k, nb, ho, wo);
-    let tiles: Vec<(usize, usize, usize)> = (0..nb)
+impl OutPtr {
+    // A method, so closures capture the whole Send + Sync wrapper rather than its raw field.
+    fn at(self, i: usize) -> OutPtr {
+        // SAFETY: callers pass offsets inside the output buffer.
+        OutPtr(unsafe { self.0.add(i) })
+    }
+}
+
+/// Where a tile's GEMM writes: channel `oc` of the tile starts at `ptr + oc * channel_stride`
+/// and its pixels are contiguous.
+#[derive(Clone, Copy)]
+struct Dst {
+    ptr: OutPtr,
+    channel_stride: usize,
+}
+
+/// Runs the layer; with `check`, returns false when any input value it read was NaN/inf (each
+/// tile's inputs are checked while they are in cache for its GEMM).
+pub(super) fn run(
+    conv: &Conv2d,
+    x: &Tensor,
+    out: &mut Tensor,
+    schedule: Schedule,
+    check: bool,
+) -> bool {
+    let [nb, cout, ho, wo] = out.shape();
+    let k = conv.col_rows();
+    let rows = match schedule {
+        Schedule::Parallel => rows_per_tile(k, nb, ho, wo),
+        Schedule::WholeImages => ho,
+    };
+    let tiles: Vec<Rect> = (0..nb)
         .flat_map(|n| {
-            (0..ho)
-                .step_by(rows)
-                .map(move |y| (n, y, (y + rows).min(ho)))
+            (0..ho).step_by(rows).map(move |y| Rect {
+                n,
+                y0: y as isize,
+                x0: 0,
+                rows: rows.min(ho - y),
+                cols: wo,
+            })
         })
         .collect();
     let ptr = OutPtr(out.data_mut().as_mut_ptr());
     let pointwise = conv.kernel() == ConvKernel::Pointwise;
-    let work = |&(n, oy0, oy1): &(usize, usize, usize)| {
+    let work = |r: &Rect| {
+        let dst = Dst {
+            ptr: ptr.at(r.n * cout * ho * wo + r.y0 as usize * wo),
+            channel_stride: ho * wo,
+        };
         if pointwise {
-            tile(conv, x, ptr, n, (oy0, oy1), wo, ho, None);
+            // SAFETY: the band lies inside `out`; bands are disjoint.
+            unsafe { tile(conv, x, *r, dst, None) };
         } else {
-            COL.with(|c| {
-                let mut col = c.borrow_mut();
-                let need = k * (oy1 - oy0) * wo;
-                if col.len() < need {
-                    col.resize(need, 0.0);
-                }
-                tile(conv, x, ptr, n, (oy0, oy1), wo, ho, Some(&mut col[..need]));
-            })
+            with_col(k * r.pixels(), |col| {
+                // SAFETY: as above.
+                unsafe { tile(conv, x, *r, dst, Some(col)) }
+            });
         }
+        !check || owned_rows_finite(conv, x, r, ho)
     };
-    if rayon::current_num_threads() == 1 || tiles.len() == 1 {
-        tiles.iter().for_each(work);
+    if schedule == Schedule::WholeImages || rayon::current_num_threads() == 1 || tiles.len() == 1 {
+        tiles.iter().map(work).fold(true, |a, b| a & b)
     } else {
-        tiles.par_iter().for_each(work);
+        tiles.par_iter().map(work).reduce(|| true, |a, b| a & b)
     }
+}
+
+/// Runs `f` on this thread's im2col buffer, sized `len`.
+fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    COL.with(|c| {
+        let mut col = c.borrow_mut();
+        if col.len() < len {
+            col.resize(len, 0.0);
+        }
+        f(&mut col[..len])
+    })
 }
 
 /// Rows per tile: enough pixels to amortise a GEMM call, few enough for the im2col buffer to
 /// stay in cache, and enough tiles to keep every thread busy.
 fn rows_per_tile(k: usize, nb: usize, ho: usize, wo: usize) -> usize {
-    let target_pixels = (COL_FLOATS / k).max(MIN_TILE_PIXELS);
+    let target_pixels = tile_pixels(k);
     let mut rows = (target_pixels / wo).clamp(1, ho);
     let want_tiles = 4 * rayon::current_num_threads();
     while rows > 1 && nb * ho.div_ceil(rows) < want_tiles && (rows / 2) * wo >= MIN_TILE_PIXELS {
@@ -74,51 +118,62 @@ fn rows_per_tile(k: usize, nb: usize, ho: usize, wo: usize) -> usize {
     rows
 }
 
-/// One tile: for each group, GEMM `weights[g] x col` into the output band, then bias + activation.
-#[allow(clippy::too_many_arguments)]
-fn tile(
-    conv: &Conv2d,
-    x: &Tensor,
-    out: OutPtr,
-    n: usize,
-    (oy0, oy1): (usize, usize),
-    wo: usize,
-    ho: usize,
-    mut col: Option<&mut [f32]>,
-) {
+/// Output pixels per tile for an im2col depth of `k`.
+pub(super) fn tile_pixels(k: usize) -> usize {
+    (COL_FLOATS / k).max(MIN_TILE_PIXELS)
+}
+
+/// Whether the input rows this band "owns" are finite. Bands split the input rows between
+/// them (band `oy0..oy1` owns rows from `oy0*stride - pad` up to the next band's first, the
+/// first and last bands also own the rows above and below), so every row is checked once,
+/// just after the band's im2col or GEMM read it, while it is in cache.
+fn owned_rows_finite(conv: &Conv2d, x: &Tensor, r: &Rect, ho: usize) -> bool {
+    let [_, cin, h, w] = x.shape();
+    let p = &conv.params;
+    let start = |oy: usize| (oy * p.stride[0]).saturating_sub(p.pad.top).min(h);
+    let lo = if r.y0 == 0 { 0 } else { start(r.y0 as usize) };
+    let end = r.y0 as usize + r.rows;
+    let hi = if end >= ho { h } else { start(end) };
+    (0..cin).all(|c| all_finite(&x.plane(r.n, c)[lo * w..hi * w]))
+}
+
+/// One tile: for each group, GEMM `weights[g] x col` into the destination, then bias +
+/// activation. `col: None` (pointwise on a whole-row band) reads the input planes directly.
+///
+/// # Safety
+/// `dst` must address `cout` channel runs of `rect.pixels()` floats, `channel_stride` apart,
+/// that no other thread touches during the call.
+unsafe fn tile(conv: &Conv2d, x: &Tensor, rect: Rect, dst: Dst, mut col: Option<&mut [f32]>) {
     let p = &conv.params;
     let [_, cin, h, w] = x.shape();
     let cin_g = cin / p.groups;
-    let cout = conv.out_channels;
-    let m = cout / p.groups;
-    let k = cin_g * p.kernel[0] * p.kernel[1];
-    let npix = (oy1 - oy0) * wo;
-    let plane_out = ho * wo;
+    let m = conv.out_channels / p.groups;
+    let k = conv.col_rows();
+    let npix = rect.pixels();
     for g in 0..p.groups {
         let (rhs, rhs_rs) = match col.as_deref_mut() {
             Some(buf) => {
-                im2col_band(x, n, g * cin_g, cin_g, p, (oy0, oy1), wo, buf);
+                im2col_rect(x, g * cin_g, cin_g, p, rect, buf);
                 (buf.as_ptr(), npix as isize)
             }
             // Pointwise: input and output share geometry, so the band is the same pixels.
             None => {
-                let off = (n * cin + g * cin_g) * h * w + oy0 * wo;
+                let off = (rect.n * cin + g * cin_g) * h * w + rect.y0 as usize * w;
                 (x.data()[off..].as_ptr(), (h * w) as isize)
             }
         };
-        let dst_off = (n * cout + g * m) * plane_out + oy0 * wo;
         // SAFETY: lhs is m x k row-major inside `weight`; rhs is k rows of npix values with
         // row stride rhs_rs, inside `col` or `x`; dst is m rows of npix values with row stride
-        // plane_out inside `out`, a region no other tile touches.
+        // channel_stride, which the caller guarantees is ours alone.
         unsafe {
-            let dst = out.0.add(dst_off);
+            let out = dst.ptr.at(g * m * dst.channel_stride).0;
             gemm::gemm(
                 m,
                 npix,
                 k,
-                dst,
+                out,
                 1,
-                plane_out as isize,
+                dst.channel_stride as isize,
                 false,
                 conv.weight.as_ptr().add(g * m * k),
                 1,
@@ -134,7 +189,7 @@ fn tile(
                 gemm::Parallelism::None,
             );
             for oc in 0..m {
-                let row = std::slice::from_raw_parts_mut(dst.add(oc * plane_out), npix);
+                let row = std::slice::from_raw_parts_mut(out.add(oc * dst.channel_stride), npix);
                 conv.act.bias_apply(row, conv.bias[g * m + oc]);
             }
         }

@@ -195,3 +195,157 @@ fn bad_input_is_a_typed_error() {
         .forward_into(&Tensor::zeros([1, 3, 8, 8]), &mut out)
         .is_err());
 }
+
+#[test]
+fn wide_tiles_match_the_valid_reference() {
+    let mut rng = SplitMix64::new(41);
+    let acts = [Activation::None, Activation::Relu, Activation::Silu];
+    for case in 0..80 {
+        let groups = [1, 1, 2, 3][case % 4];
+        // Every fourth case is depthwise (one input channel per group).
+        let cin = if case % 4 == 3 {
+            groups
+        } else {
+            groups * rng.int(1, 5)
+        };
+        let cout = groups * rng.int(1, 4);
+        let (kh, kw) = (rng.int(1, 4), rng.int(1, 4));
+        let p = Conv2dParams::new(kh, kw)
+            .with_dilation(rng.int(1, 2), rng.int(1, 2))
+            .with_groups(groups)
+            .with_pad(Padding {
+                top: rng.int(0, 1),
+                left: rng.int(0, 1),
+                bottom: 0,
+                right: 0,
+            });
+        let [rh, rw] = p.valid().receptive_field();
+        let rows = rng.int(rh, rh + 9);
+        let valid = rng.int(rw, rw + 20);
+        let width = valid + rng.int(0, 3);
+        // The tile in the wide layout: junk columns and the slack row hold garbage.
+        let tile = random_tensor(&mut rng, [1, cin, rows + 1, width]);
+        let w = random_tensor(&mut rng, [cout, cin / groups, kh, kw]);
+        let b = rng.vec(cout, -0.5, 0.5);
+        let act = acts[case % acts.len()];
+        let conv = Conv2d::new(&w, Some(&b), p, act).unwrap();
+        let out_rows = rows + 1 - rh;
+        let slack = case % 2;
+        let mut out = random_tensor(&mut rng, [1, cout, out_rows + slack, width]);
+        let got_valid = conv.forward_wide(&tile, valid, &mut out).unwrap();
+        assert_eq!(got_valid, valid + 1 - rw);
+        // Reference: the VALID conv of the tile's meaningful region (padding is ignored).
+        let region = Tensor::from_vec(
+            [1, cin, rows, valid],
+            (0..cin)
+                .flat_map(|c| (0..rows).flat_map(move |y| (0..valid).map(move |x| (c, y, x))))
+                .map(|(c, y, x)| tile.plane(0, c)[y * width + x])
+                .collect(),
+        )
+        .unwrap();
+        let pv = p.valid();
+        let want = conv2d_reference(&region, &w, Some(&b), &pv, act).unwrap();
+        let scale = conv2d_error_scale(&region, &w, Some(&b), &pv).unwrap();
+        let got = Tensor::from_vec(
+            want.shape(),
+            (0..cout)
+                .flat_map(|c| {
+                    (0..out_rows).flat_map(move |y| (0..got_valid).map(move |x| (c, y, x)))
+                })
+                .map(|(c, y, x)| out.plane(0, c)[y * width + x])
+                .collect(),
+        )
+        .unwrap();
+        let err = max_scaled_error(&got, &want, &scale);
+        assert!(err < 1e-5, "case {case} {p:?}: err {err}");
+        if slack == 1 {
+            for c in 0..cout {
+                assert!(out.plane(0, c)[out_rows * width..]
+                    .iter()
+                    .all(|&v| v == 0.0));
+            }
+        }
+    }
+}
+
+#[test]
+fn wide_tiles_reject_strides_and_bad_shapes() {
+    let w = Tensor::zeros([2, 2, 3, 3]);
+    let strided = Conv2d::new(
+        &w,
+        None,
+        Conv2dParams::new(3, 3).with_stride(2, 1),
+        Activation::None,
+    )
+    .unwrap();
+    let tile = Tensor::zeros([1, 2, 8, 8]);
+    let mut out = Tensor::zeros([1, 2, 3, 8]);
+    assert!(strided.forward_wide(&tile, 8, &mut out).is_err());
+    let conv = Conv2d::new(&w, None, Conv2dParams::new(3, 3), Activation::None).unwrap();
+    // 7 rows + slack -> 5 output rows; 4 is wrong.
+    let mut wrong = Tensor::zeros([1, 2, 4, 8]);
+    assert!(conv.forward_wide(&tile, 8, &mut wrong).is_err());
+    let mut right = Tensor::zeros([1, 2, 5, 8]);
+    assert_eq!(conv.forward_wide(&tile, 8, &mut right).unwrap(), 6);
+    // Fewer valid columns than the kernel is wide, or more than the tile has.
+    assert!(conv.forward_wide(&tile, 2, &mut right).is_err());
+    assert!(conv.forward_wide(&tile, 9, &mut right).is_err());
+    // Wrong channel count.
+    assert!(conv
+        .forward_wide(&Tensor::zeros([1, 3, 8, 8]), 8, &mut right)
+        .is_err());
+}
+
+#[test]
+fn single_tile_schedule_matches_forward() {
+    let mut rng = SplitMix64::new(43);
+    for k in [1, 3] {
+        let x = random_tensor(&mut rng, [2, 6, 19, 23]);
+        let w = random_tensor(&mut rng, [5, 6, k, k]);
+        let conv = Conv2d::new(&w, None, Conv2dParams::same(k), Activation::Relu).unwrap();
+        let want = conv.forward(&x).unwrap();
+        let mut got = Tensor::zeros(want.shape());
+        conv.forward_tile_into(&x, &mut got).unwrap();
+        assert!(got.rel_err(&want).unwrap() < 1e-6);
+        assert!(conv
+            .forward_tile_into(&x, &mut Tensor::zeros([2, 5, 19, 22]))
+            .is_err());
+    }
+}
+
+#[test]
+fn checked_forward_finds_nan_in_any_band() {
+    let mut rng = SplitMix64::new(44);
+    let layers = [
+        (Conv2dParams::new(1, 1), 8),                 // pointwise
+        (Conv2dParams::same(3), 8),                   // im2col
+        (Conv2dParams::same(3).with_stride(2, 2), 8), // strided
+        (Conv2dParams::same(3).with_groups(8), 8),    // depthwise
+    ];
+    for (p, c) in layers {
+        let x = random_tensor(&mut rng, [2, c, 37, 29]);
+        let w = random_tensor(&mut rng, [c, c / p.groups, p.kernel[0], p.kernel[1]]);
+        let conv = Conv2d::new(&w, None, p, Activation::Relu).unwrap();
+        let want = conv.forward(&x).unwrap();
+        let mut got = Tensor::zeros(want.shape());
+        conv.forward_into_checked(&x, &mut got).unwrap();
+        assert_eq!(got, want);
+        // Every row of every image: first, last, band edges.
+        for i in (0..x.len())
+            .step_by(x.len() / 97 + 1)
+            .chain([0, x.len() - 1])
+        {
+            let mut bad = x.clone();
+            bad.data_mut()[i] = if i % 2 == 0 {
+                f32::NAN
+            } else {
+                f32::NEG_INFINITY
+            };
+            let e = conv.forward_into_checked(&bad, &mut got).unwrap_err();
+            assert!(
+                matches!(e, crate::KernelError::NonFinite { .. }),
+                "{p:?} at {i}: {e}"
+            );
+        }
+    }
+}

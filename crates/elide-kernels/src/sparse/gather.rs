@@ -22,7 +22,7 @@ pub fn sparse_gather_into(
     grid: &BlockGrid,
     stack: &mut Tensor,
 ) -> Result<()> {
-    let [n, c, h, w] = x.shape();
+    let [n, c, _, _] = x.shape();
     let [th, tw] = grid.size;
     let want = [blocks.len(), c, th, tw];
     if stack.shape() != want {
@@ -40,43 +40,54 @@ pub fn sparse_gather_into(
         .data_mut()
         .par_chunks_mut(tile)
         .zip(blocks.par_iter())
-        .try_for_each(|(dst, b)| {
-            let [y0, x0] = grid.origin(b.by as usize, b.bx as usize);
-            let (xa, xb) = clip(x0, tw, w);
-            for ci in 0..c {
-                let src = x.plane(b.n as usize, ci);
-                for (ty, drow) in dst[ci * th * tw..(ci + 1) * th * tw]
-                    .chunks_exact_mut(tw)
-                    .enumerate()
-                {
-                    let iy = y0 + ty as isize;
-                    if iy < 0 || iy >= h as isize || xa >= xb {
-                        drow.fill(0.0);
-                        continue;
-                    }
-                    let lo = (xa as isize - x0) as usize;
-                    let hi = (xb as isize - x0) as usize;
-                    drow[..lo].fill(0.0);
-                    drow[hi..].fill(0.0);
-                    let row = iy as usize * w;
-                    copy_row(&mut drow[lo..hi], &src[row + xa..row + xb]);
-                }
+        .try_for_each(|(dst, b)| gather_tile(x, b, grid, dst, th))
+}
+
+/// Copies window `b` of `x` into `dst` (`[C, rows, size_w]` with `rows >= size_h`; rows past
+/// the window are zeroed), zeros outside the image; errors on NaN/inf in what it copied.
+pub(super) fn gather_tile(
+    x: &Tensor,
+    b: &BlockIndex,
+    grid: &BlockGrid,
+    dst: &mut [f32],
+    rows: usize,
+) -> Result<()> {
+    let [_, c, h, w] = x.shape();
+    let [th, tw] = grid.size;
+    let [y0, x0] = grid.origin(b.by as usize, b.bx as usize);
+    let (xa, xb) = clip(x0, tw, w);
+    for ci in 0..c {
+        let src = x.plane(b.n as usize, ci);
+        let (plane, slack) = dst[ci * rows * tw..(ci + 1) * rows * tw].split_at_mut(th * tw);
+        slack.fill(0.0);
+        for (ty, drow) in plane.chunks_exact_mut(tw).enumerate() {
+            let iy = y0 + ty as isize;
+            if iy < 0 || iy >= h as isize || xa >= xb {
+                drow.fill(0.0);
+                continue;
             }
-            if all_finite(dst) {
-                return Ok(());
-            }
-            match dst.iter().position(|v| !v.is_finite()) {
-                None => Ok(()),
-                Some(i) => Err(KernelError::NonFinite {
-                    op: "sparse_gather",
-                    detail: format!(
-                        "input value {} found in block {b:?} (channel {})",
-                        dst[i],
-                        i / (th * tw)
-                    ),
-                }),
-            }
-        })
+            let lo = (xa as isize - x0) as usize;
+            let hi = (xb as isize - x0) as usize;
+            drow[..lo].fill(0.0);
+            drow[hi..].fill(0.0);
+            let row = iy as usize * w;
+            copy_row(&mut drow[lo..hi], &src[row + xa..row + xb]);
+        }
+    }
+    if all_finite(dst) {
+        return Ok(());
+    }
+    match dst.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(KernelError::NonFinite {
+            op: "sparse_gather",
+            detail: format!(
+                "input value {} found in block {b:?} (channel {})",
+                dst[i],
+                i / (rows * tw)
+            ),
+        }),
+    }
 }
 
 pub(super) fn check_blocks(

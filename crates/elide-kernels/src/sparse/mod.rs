@@ -8,12 +8,17 @@
 //! - [`sparse_scatter`]: writes or adds a stack of windows back into a base tensor, clipped to
 //!   the image, with an optional activation applied to what it writes.
 //!
+//! - [`blockwise`]: the three fused per block (gather a window into per-thread scratch, run a
+//!   computation, combine the result), so tiles never go through memory.
+//!
 //! [`ConvBlocks`] derives the input and output grids of a convolution from its geometry.
+mod blockwise;
 mod gather;
 mod grid;
 mod mask;
 mod scatter;
 
+pub use blockwise::{block_runs, blockwise, for_each_run, BlockSink, TileLayout};
 pub use gather::{sparse_gather, sparse_gather_into};
 pub use grid::{BlockGrid, BlockIndex, ConvBlocks};
 pub use mask::{reduce_mask, Mask, Pooling};

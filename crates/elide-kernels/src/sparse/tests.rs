@@ -232,3 +232,161 @@ fn dilate_marks_the_chebyshev_neighbourhood() {
         }
     }
 }
+
+#[test]
+fn block_runs_join_horizontal_neighbours_only() {
+    let b = |n, by, bx| BlockIndex { n, by, bx };
+    let blocks = [
+        b(0, 0, 0),
+        b(0, 0, 1),
+        b(0, 0, 2),
+        b(0, 0, 4),
+        b(0, 1, 5),
+        b(0, 1, 6),
+        b(1, 1, 7),
+        b(1, 1, 8),
+    ];
+    assert_eq!(
+        block_runs(&blocks, 2),
+        vec![(0, 2), (2, 1), (3, 1), (4, 2), (6, 2)]
+    );
+    assert_eq!(block_runs(&blocks, 8), vec![(0, 3), (3, 1), (4, 2), (6, 2)]);
+    assert_eq!(block_runs(&blocks, 0).len(), blocks.len());
+    assert!(block_runs(&[], 4).is_empty());
+}
+
+/// With `f` copying the window, blockwise must reproduce gather (into a stack) and
+/// gather + scatter (into a base), for runs of every length and windows past the border.
+#[test]
+fn blockwise_runs_equal_gather_and_scatter() {
+    let mut rng = SplitMix64::new(51);
+    for case in 0..40 {
+        let (n, c) = (rng.int(1, 2), rng.int(1, 4));
+        let (h, w) = (rng.int(4, 30), rng.int(4, 30));
+        let k = [1, 3][case % 2];
+        let p = Conv2dParams::same(k);
+        let block = [rng.int(1, h.min(8)), rng.int(1, w.min(8))];
+        let grids = ConvBlocks::new(&p, [h, w], block).unwrap();
+        let x = Tensor::from_vec([n, c, h, w], rng.vec(n * c * h * w, -1.0, 1.0)).unwrap();
+        let seed = rng.next_u64() as usize;
+        let mask = Mask::from_fn([n, h, w], |i, y, xx| {
+            (i * 31 + y * 17 + xx * 7 + seed) % 19 < 2 || y == h - 1
+        });
+        let blocks = reduce_mask(&mask, &grids.output, Pooling::Max, 0.5).unwrap();
+        let [bh, bw] = block;
+        let extra = rng.int(0, 2);
+        let layout = TileLayout {
+            window_extra_rows: extra,
+            result_extra: [extra, 2 * extra],
+        };
+        // The result is the window's top-left corner shifted by the halo: the input at the
+        // output block's own pixels (a 1x1 identity conv).
+        let halo = (k - 1) / 2;
+        let copy = |win: &Tensor, _: &BlockIndex, res: &mut Tensor| -> crate::Result<()> {
+            let [_, _, wr, ww] = win.shape();
+            let [_, _, rr, rw] = res.shape();
+            for ci in 0..c {
+                for y in 0..rr - extra {
+                    for xx in 0..rw - 2 * extra {
+                        res.data_mut()[(ci * rr + y) * rw + xx] =
+                            win.data()[(ci * wr + y + halo) * ww + xx + halo];
+                    }
+                }
+            }
+            Ok(())
+        };
+        let span = rng.int(1, 4);
+        let mut stack = Tensor::zeros([blocks.len(), c, bh, bw]);
+        blockwise(
+            &x,
+            &blocks,
+            &grids,
+            c,
+            span,
+            layout,
+            BlockSink::Stack(&mut stack),
+            copy,
+        )
+        .unwrap();
+        let want = sparse_gather(&x, &blocks, &grids.output).unwrap();
+        assert_eq!(stack, want, "case {case}: stack");
+        let base = Tensor::from_vec([n, c, h, w], rng.vec(n * c * h * w, -1.0, 1.0)).unwrap();
+        let mut got = base.clone();
+        let sink = BlockSink::Scatter {
+            base: &mut got,
+            mode: ScatterMode::Add,
+            act: Activation::Relu,
+        };
+        blockwise(&x, &blocks, &grids, c, span, layout, sink, copy).unwrap();
+        let mut expect = base.clone();
+        sparse_scatter(
+            &want,
+            &blocks,
+            &grids.output,
+            &mut expect,
+            ScatterMode::Add,
+            Activation::Relu,
+        )
+        .unwrap();
+        assert_eq!(got, expect, "case {case}: scatter");
+    }
+}
+
+#[test]
+fn blockwise_rejects_nan_in_a_window_and_bad_sinks() {
+    let p = Conv2dParams::same(3);
+    let grids = ConvBlocks::new(&p, [8, 8], [4, 4]).unwrap();
+    let mut x = Tensor::zeros([1, 2, 8, 8]);
+    x.data_mut()[9] = f32::NAN;
+    let blocks = [BlockIndex { n: 0, by: 0, bx: 0 }];
+    let noop = |_: &Tensor, _: &BlockIndex, _: &mut Tensor| -> crate::Result<()> { Ok(()) };
+    let mut stack = Tensor::zeros([1, 2, 4, 4]);
+    let r = blockwise(
+        &x,
+        &blocks,
+        &grids,
+        2,
+        1,
+        TileLayout::default(),
+        BlockSink::Stack(&mut stack),
+        noop,
+    );
+    assert!(matches!(r, Err(KernelError::NonFinite { .. })), "{r:?}");
+    // A NaN outside every active window is never read.
+    let far = [BlockIndex { n: 0, by: 1, bx: 1 }];
+    blockwise(
+        &x,
+        &far,
+        &grids,
+        2,
+        1,
+        TileLayout::default(),
+        BlockSink::Stack(&mut stack),
+        noop,
+    )
+    .unwrap();
+    let mut wrong = Tensor::zeros([2, 2, 4, 4]);
+    let r = blockwise(
+        &x,
+        &far,
+        &grids,
+        2,
+        1,
+        TileLayout::default(),
+        BlockSink::Stack(&mut wrong),
+        noop,
+    );
+    assert!(r.is_err());
+    let out_of_grid = [BlockIndex { n: 0, by: 2, bx: 0 }];
+    let r = blockwise(
+        &x,
+        &out_of_grid,
+        &grids,
+        2,
+        1,
+        TileLayout::default(),
+        BlockSink::Stack(&mut stack),
+        noop,
+    );
+    assert!(r.is_err());
+}

@@ -1,8 +1,9 @@
-//! A block-sparse convolution layer: reduce_mask -> gather -> dense VALID conv -> scatter.
-use super::plan::{choose, BlockSize, LayerCost, MaskPolicy, Plan};
+//! A block-sparse convolution layer: reduce_mask, then per block (fused, in cache): gather
+//! the window, dense VALID conv, write the block.
+use super::plan::{choose, span_blocks, BlockSize, LayerCost, MaskPolicy, Plan};
 use crate::{Error, Result};
 use elide_kernels::conv::{Activation, Conv2d};
-use elide_kernels::sparse::{sparse_gather, sparse_scatter, Mask, ScatterMode};
+use elide_kernels::sparse::{blockwise, BlockSink, Mask, ScatterMode, TileLayout};
 use elide_kernels::Tensor;
 
 /// A convolution that computes only the output blocks a mask asks for.
@@ -68,6 +69,7 @@ impl SparseConv2d {
     }
 
     /// Runs a plan from [`SparseConv2d::plan`] (reusable across inputs of the same shape).
+    /// Errors on NaN/inf in the inputs the plan reads; `base` may then be partly written.
     pub fn run(&self, x: &Tensor, plan: &Plan, base: &mut Tensor) -> Result<()> {
         let out_shape = self.conv.out_shape(x.shape())?;
         if base.shape() != out_shape {
@@ -78,23 +80,55 @@ impl SparseConv2d {
         }
         match plan {
             Plan::Dense { .. } => {
-                x.check_finite("SparseConv2d")?;
-                self.conv.forward_into(x, base)?;
+                self.conv.forward_into_checked(x, base)?;
             }
             Plan::Sparse { grids, blocks, .. } => {
                 if blocks.is_empty() {
                     return Ok(());
                 }
-                let stack = sparse_gather(x, blocks, &grids.input)?;
-                let tiles = self.valid.forward(&stack)?;
-                sparse_scatter(
-                    &tiles,
-                    blocks,
-                    &grids.output,
+                let sink = BlockSink::Scatter {
                     base,
-                    ScatterMode::Write,
-                    Activation::None,
-                )?;
+                    mode: ScatterMode::Write,
+                    act: Activation::None,
+                };
+                let cout = self.conv.out_channels();
+                let [bh, bw] = grids.output.size;
+                let p = self.conv.params();
+                if p.stride == [1, 1] {
+                    let span = span_blocks(bh * bw);
+                    // Stride 1: the shifted-GEMM kernel, no im2col (see Conv2d::forward_wide).
+                    let layout = TileLayout {
+                        window_extra_rows: 1,
+                        result_extra: [0, (p.kernel[1] - 1) * p.dilation[1]],
+                    };
+                    blockwise(
+                        x,
+                        blocks,
+                        grids,
+                        cout,
+                        span,
+                        layout,
+                        sink,
+                        |window, _, result| {
+                            let valid = window.shape()[3];
+                            self.conv.forward_wide(window, valid, result).map(|_| ())
+                        },
+                    )?;
+                } else {
+                    // Runs sized so the im2col buffer stays in cache.
+                    let span = self.conv.tile_pixels() / (bh * bw);
+                    let layout = TileLayout::default();
+                    blockwise(
+                        x,
+                        blocks,
+                        grids,
+                        cout,
+                        span,
+                        layout,
+                        sink,
+                        |window, _, result| self.valid.forward_tile_into(window, result),
+                    )?;
+                }
             }
         }
         Ok(())

@@ -1,13 +1,17 @@
 //! Choosing how to run a block-sparse layer: which block size, or dense.
 //!
-//! The cost model counts, for each candidate output block side `b`, the active blocks the mask
-//! gives and prices one block as GEMM work at an efficiency that falls for small tiles
-//! (`n / (n + N_HALF)` for a tile of `n` output pixels: small GEMMs pay packing and edge
-//! overheads), plus the floats gathered and scattered and a fixed per-block cost. The dense
-//! layer is priced the same way at full efficiency. The constants were fitted to timings on
-//! the reference 2-core AVX2 machine (`elide bench sbnet`, README); only their ratios matter.
+//! The cost model takes, for each candidate output block side `b`, the active blocks the mask
+//! gives, groups them into the runs of horizontally adjacent blocks the executor fuses
+//! (`block_runs`), and prices each run as GEMM work over its whole wide tile at an efficiency
+//! that falls for small tiles (`n / (n + N_HALF)` for `n` pixels: small GEMMs pay packing and
+//! edge overheads), plus the floats gathered and written and a fixed per-run cost. The dense
+//! layer is priced the same way at full efficiency. The constants were checked against a
+//! sweep of fixed block sizes on the reference 2-core AVX2 machine (`elide bench sbnet
+//! --block B`): the model's pick is the fastest size or within a few percent of it.
 use elide_kernels::conv::Conv2dParams;
-use elide_kernels::sparse::{reduce_mask, BlockGrid, BlockIndex, ConvBlocks, Mask, Pooling};
+use elide_kernels::sparse::{
+    block_runs, reduce_mask, BlockGrid, BlockIndex, ConvBlocks, Mask, Pooling,
+};
 use elide_kernels::KernelError;
 
 use crate::Result;
@@ -16,12 +20,22 @@ use crate::Result;
 const N_HALF: f64 = 48.0;
 /// Cost of moving one float through gather or scatter, in multiply-accumulates.
 const FLOAT_MOVE: f64 = 4.0;
-/// Fixed cost per block (bookkeeping, GEMM setup, weight packing), in multiply-accumulates.
-const PER_BLOCK: f64 = 20_000.0;
+/// Fixed cost per run of blocks (bookkeeping, GEMM setup, weight packing), in
+/// multiply-accumulates.
+const PER_RUN: f64 = 20_000.0;
 /// Sparse runs only when the model predicts at least this speed-up over dense.
 const MIN_GAIN: f64 = 1.1;
+/// Output pixels a fused run of adjacent blocks aims for: wide enough to amortise GEMM calls
+/// and halo, small enough that a run's window, intermediates and result stay in L2 (runs of
+/// 3-4 16x16 blocks timed best for the 64-channel layers of `elide bench sbnet` here).
+const RUN_PIXELS: usize = 1024;
 /// Output block sides tried by [`BlockSize::Auto`].
 pub const CANDIDATES: [usize; 7] = [8, 12, 16, 24, 32, 48, 64];
+
+/// Blocks per fused run for blocks of `block_pixels` output pixels.
+pub(crate) fn span_blocks(block_pixels: usize) -> usize {
+    (RUN_PIXELS / block_pixels.max(1)).max(1)
+}
 
 /// How to pick the output block side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,23 +158,30 @@ pub(crate) struct LayerCost {
 }
 
 impl LayerCost {
-    /// MACs for one block of side `b`, each conv on its tile (earlier convs of a residual
-    /// branch run on larger tiles that include the halo), priced at the tile's GEMM efficiency.
-    fn block_macs(&self, b: usize) -> f64 {
-        let mut side = b;
+    /// Modelled cost of a run of `r` adjacent blocks of side `b`, in multiply-accumulates.
+    /// Every conv computes the run's whole width including the halo columns (the wide layout
+    /// of `Conv2d::forward_wide`) over its rows (earlier convs of a residual branch see taller
+    /// tiles), priced at the tile's GEMM efficiency; plus the floats gathered and written
+    /// and a fixed cost per run.
+    fn run_cost(&self, b: usize, r: usize) -> f64 {
+        let [rh, rw] = self.params.receptive_field();
+        let width = (r * b + rw - 1) as f64;
+        let mut rows = b;
         let mut macs = 0.0;
         for &(per_pixel, shrink) in self.convs.iter().rev() {
-            let n = (side * side) as f64;
-            macs += per_pixel as f64 * (n + N_HALF);
-            side += shrink;
+            macs += per_pixel as f64 * ((rows as f64) * width + N_HALF);
+            rows += shrink;
         }
-        macs
+        let moved = self.cin as f64 * (b + rh) as f64 * width + (self.cout * b * r * b) as f64;
+        macs + FLOAT_MOVE * moved + PER_RUN
     }
 
-    fn block_cost(&self, b: usize) -> f64 {
-        let [rh, rw] = self.params.receptive_field();
-        let moved = self.cin * (b + rh - 1) * (b + rw - 1) + self.cout * b * b;
-        self.block_macs(b) + FLOAT_MOVE * moved as f64 + PER_BLOCK
+    /// Modelled cost of running `blocks` (side `b`) as the executor groups them into runs.
+    fn plan_cost(&self, b: usize, blocks: &[BlockIndex]) -> f64 {
+        block_runs(blocks, span_blocks(b * b))
+            .iter()
+            .map(|&(_, r)| self.run_cost(b, r))
+            .sum()
     }
 
     fn dense_cost(&self, n: usize, ho: usize, wo: usize) -> f64 {
@@ -221,7 +242,7 @@ pub(crate) fn choose(
         let Plan::Sparse { blocks, .. } = &plan else {
             unreachable!("sparse_for builds sparse plans")
         };
-        let t = blocks.len() as f64 * cost.block_cost(b);
+        let t = cost.plan_cost(b, blocks);
         if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
             best = Some((t, plan));
         }

@@ -62,12 +62,16 @@ fn check_blocks(got: &Tensor, dense: &Tensor, base: &Tensor, plan: &Plan) {
 #[test]
 fn sparse_conv_equals_dense_in_active_blocks() {
     let mut rng = SplitMix64::new(21);
-    for case in 0..60 {
-        let (n, cin, cout) = (rng.int(1, 2), rng.int(1, 8), rng.int(1, 8));
+    for case in 0..80 {
+        // Dense, grouped and depthwise layers.
+        let groups = [1, 1, 2, 3][case % 4];
+        let cin = groups * if case % 4 == 3 { 1 } else { rng.int(1, 4) };
+        let (n, cout) = (rng.int(1, 2), groups * rng.int(1, 4));
         let k = rng.int(1, 5);
         let p = Conv2dParams::new(k, rng.int(1, 4))
             .with_stride(rng.int(1, 2), rng.int(1, 2))
-            .with_dilation(rng.int(1, 2), 1)
+            .with_dilation(rng.int(1, 2), rng.int(1, 2))
+            .with_groups(groups)
             .with_pad(Padding {
                 top: rng.int(0, 2),
                 left: rng.int(0, 2),
@@ -86,7 +90,8 @@ fn sparse_conv_equals_dense_in_active_blocks() {
         } else {
             BlockSize::Fixed(block)
         });
-        let density = rng.uniform() * 0.05;
+        // Sparse masks and dense ones (long runs of adjacent blocks).
+        let density = rng.uniform() * if case % 3 == 0 { 0.5 } else { 0.05 };
         let mask = random_mask(&mut rng, n, h, w, density);
         let base = tensor(&mut rng, dense.shape(), 1.0);
         let mut got = base.clone();
@@ -98,13 +103,28 @@ fn sparse_conv_equals_dense_in_active_blocks() {
 #[test]
 fn residual_units_equal_dense_in_active_blocks_including_borders() {
     let mut rng = SplitMix64::new(22);
-    for case in 0..40 {
+    for case in 0..48 {
         let (n, c) = (rng.int(1, 2), rng.int(2, 9));
         let (h, w) = (rng.int(5, 40), rng.int(5, 40));
-        let unit = if case % 2 == 0 {
+        let unit = if case % 3 == 0 {
             SparseResidual::basic(
                 conv(&mut rng, c, c, Conv2dParams::same(3), Activation::None),
                 conv(&mut rng, c, c, Conv2dParams::same(3), Activation::None),
+            )
+        } else if case % 3 == 1 {
+            // MobileNet-style: expand, dilated depthwise 3x3, project.
+            let (m, d) = (c * rng.int(1, 3), rng.int(1, 2));
+            let dw = Conv2dParams::new(3, 3)
+                .with_dilation(d, d)
+                .with_pad(Padding::uniform(d))
+                .with_groups(m);
+            SparseResidual::new(
+                vec![
+                    conv(&mut rng, c, m, Conv2dParams::new(1, 1), Activation::Relu6),
+                    conv(&mut rng, m, m, dw, Activation::Relu6),
+                    conv(&mut rng, m, c, Conv2dParams::new(1, 1), Activation::None),
+                ],
+                Activation::None,
             )
         } else {
             let m = rng.int(1, 4);
@@ -268,4 +288,41 @@ fn backbone_exact_mode_equals_dense_inside_the_mask() {
         fast.rel_err(&dense).unwrap() > 1e-3,
         "fast mode skips work outside the mask"
     );
+}
+
+#[test]
+fn residual_rejects_nan_and_leaves_its_input_unchanged() {
+    let mut rng = SplitMix64::new(25);
+    let c = 4;
+    let unit = SparseResidual::bottleneck(
+        conv(&mut rng, c, 2, Conv2dParams::new(1, 1), Activation::None),
+        conv(&mut rng, 2, 2, Conv2dParams::same(3), Activation::None),
+        conv(&mut rng, 2, c, Conv2dParams::new(1, 1), Activation::None),
+    )
+    .unwrap();
+    let mut x = tensor(&mut rng, [1, c, 20, 20], 1.0);
+    x.data_mut()[3 * 400 + 5 * 20 + 7] = f32::INFINITY;
+    let full = Mask::from_fn([1, 20, 20], |_, _, _| true);
+    let corner = Mask::from_fn([1, 20, 20], |_, y, xx| y < 8 && xx < 10);
+    let far = Mask::from_fn([1, 20, 20], |_, y, xx| y > 16 && xx > 16);
+    for (mask, size, fails) in [
+        (&full, BlockSize::Auto, true),       // dense fallback
+        (&corner, BlockSize::Fixed(4), true), // sparse, the value is in a window
+        (&far, BlockSize::Fixed(2), false),   // sparse, the value is never read
+    ] {
+        let u = unit.clone().with_block_size(size);
+        let dense = matches!(u.plan(x.shape(), mask).unwrap(), Plan::Dense { .. });
+        assert_eq!(dense, size == BlockSize::Auto);
+        let mut got = x.clone();
+        let r = u.forward_in_place(&mut got, mask);
+        assert_eq!(r.is_err(), fails, "{r:?}");
+        if fails {
+            assert!(r.unwrap_err().to_string().contains("non-finite"));
+            assert_eq!(
+                got.data()[..1200],
+                x.data()[..1200],
+                "input changed on error"
+            );
+        }
+    }
 }
