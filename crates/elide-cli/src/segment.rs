@@ -3,7 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use elide_segment::evaluate::{evaluate, SplitSpec, TaskKind};
-use elide_segment::fifa::FifaOptions;
+use elide_segment::fifa::{FifaOptions, Init};
+use elide_segment::segments::from_frames;
 use elide_segment::synth::{generate, write, SynthConfig};
 use elide_segment::viterbi::ExactOptions;
 use elide_segment::{
@@ -90,7 +91,13 @@ pub struct SegmentArgs {
     /// FIFA: transcripts decoded in segmentation.
     #[arg(long, default_value_t = FifaOptions::default().top_k)]
     top_k: usize,
-    /// Exact: frame step of the boundaries (1 = exact; the reference codes use 30).
+    /// FIFA: start from this segmentation instead of the mean lengths: one label per frame
+    /// (class names, or ids without --mapping), whitespace or newline separated. Alignment:
+    /// its labels must be the transcript; segmentation: its transcript must be in the grammar.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Frame step of the boundaries, for both decoders (1 = every frame; the reference codes
+    /// decode with 30). FIFA then works on chunks of this many frames.
     #[arg(long, default_value_t = 1)]
     subsample: usize,
     /// Print JSON instead of text.
@@ -123,8 +130,11 @@ pub fn run(a: &SegmentArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let method = method(a)?;
+    let mut method = method(a)?;
     if let Some(root) = &a.dataset {
+        if a.init.is_some() {
+            bail!("--init is for one video (--probs)");
+        }
         return dataset_mode(a, root, &method);
     }
     let path = a.probs.as_ref().expect("clap requires a mode");
@@ -147,6 +157,9 @@ pub fn run(a: &SegmentArgs) -> Result<()> {
         bail!("--prior needs training frames: use it with --dataset");
     }
     let t = scores.frames();
+    if let (Some(file), Method::Fifa(opt)) = (&a.init, &mut method) {
+        opt.init = Init::Segmentation(read_init(file, &mapping, t)?);
+    }
     let (transcript, grammar) = match (&a.transcript, &a.grammar) {
         (Some(tr), _) => (Some(mapping.transcript(tr)?), None),
         (None, Some(g)) => (None, Some(Grammar::read(g, &mapping)?)),
@@ -208,6 +221,29 @@ pub fn run(a: &SegmentArgs) -> Result<()> {
     Ok(())
 }
 
+/// A frame-wise labelling (one label per frame) as segments covering `frames` frames.
+fn read_init(
+    path: &std::path::Path,
+    mapping: &Mapping,
+    frames: usize,
+) -> Result<Vec<elide_segment::Segment>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the initial segmentation {}", path.display()))?;
+    let labels = text
+        .split_whitespace()
+        .map(|name| mapping.id(name))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("in the initial segmentation {}", path.display()))?;
+    if labels.len() != frames {
+        bail!(
+            "the initial segmentation {} has {} labels, the video {frames} frames",
+            path.display(),
+            labels.len()
+        );
+    }
+    Ok(from_frames(&labels))
+}
+
 fn method_name(a: &SegmentArgs) -> &'static str {
     match a.method {
         MethodArg::Exact => "exact",
@@ -218,8 +254,8 @@ fn method_name(a: &SegmentArgs) -> &'static str {
 fn method(a: &SegmentArgs) -> Result<Method> {
     Ok(match a.method {
         MethodArg::Exact => {
-            if a.iters.is_some() || a.budget_ms.is_some() {
-                bail!("--iters and --budget-ms are FIFA options (add --method fifa)");
+            if a.iters.is_some() || a.budget_ms.is_some() || a.init.is_some() {
+                bail!("--iters, --budget-ms and --init are FIFA options (add --method fifa)");
             }
             Method::Exact(ExactOptions {
                 subsample: a.subsample.max(1),
@@ -241,6 +277,7 @@ fn method(a: &SegmentArgs) -> Result<Method> {
                 }),
                 budget,
                 top_k: a.top_k,
+                subsample: a.subsample.max(1),
                 ..FifaOptions::default()
             })
         }

@@ -68,6 +68,82 @@ fn aligns_a_file_with_both_methods() {
 }
 
 #[test]
+fn fifa_starts_from_a_given_segmentation() {
+    let f = fixture();
+    let probs = f.join("probs/P01_cam01_P01_coffee.npy");
+    let (p, m) = (probs.to_str().unwrap(), f.join("mapping.txt"));
+    let m = m.to_str().unwrap();
+    // A labelling that is not the ground truth (3, 6, 8, 3): 5, 5, 5, 5 frames.
+    let init = tmp("init.txt");
+    let labels = ["SIL", "take_cup", "pour_coffee", "SIL"]
+        .iter()
+        .flat_map(|l| std::iter::repeat_n(*l, 5))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&init, labels).unwrap();
+    let grammar = tmp("init-grammar.txt");
+    std::fs::write(&grammar, "SIL take_cup SIL\nSIL take_cup pour_coffee SIL\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["segment", "--probs", p, "--mapping", m, "--json"];
+        args.extend_from_slice(extra);
+        elide(&args)
+    };
+    let ends = |out: &Output| -> Vec<u64> {
+        assert!(out.status.success(), "{}", text(out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["end"].as_u64().unwrap())
+            .collect()
+    };
+    let i = init.to_str().unwrap();
+    let g = grammar.to_str().unwrap();
+    let tr = "SIL take_cup pour_coffee SIL";
+    let fifa = ["--method", "fifa", "--init", i];
+    // No step: the given segmentation comes back, aligned or segmented (top 1).
+    let zero = [&fifa[..], &["--iters", "0"]].concat();
+    assert_eq!(
+        ends(&run(&[&zero[..], &["--transcript", tr]].concat())),
+        [5, 10, 15, 20]
+    );
+    assert_eq!(
+        ends(&run(
+            &[&zero[..], &["--grammar", g, "--top-k", "1"]].concat()
+        )),
+        [5, 10, 15, 20]
+    );
+    // With steps it still covers the video with the transcript's segments.
+    let out = run(&[&fifa[..], &["--iters", "100", "--transcript", tr]].concat());
+    assert_eq!(ends(&out).len(), 4);
+    assert_eq!(*ends(&out).last().unwrap(), 20);
+    // Clear errors: another transcript, the exact decoder, a wrong frame count.
+    for (extra, want) in [
+        (
+            &["--transcript", "SIL take_cup SIL"][..],
+            "not the transcript",
+        ),
+        (&["--transcript", tr, "--method", "exact"], "FIFA options"),
+    ] {
+        let mut args = vec!["--init", i];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"exact") {
+            args.extend_from_slice(&["--method", "fifa"]);
+        }
+        let out = run(&args);
+        assert!(!out.status.success(), "{extra:?}");
+        assert!(text(&out).contains(want), "{extra:?}: {}", text(&out));
+    }
+    std::fs::write(&init, "SIL\n".repeat(19)).unwrap();
+    let out = run(&[&fifa[..], &["--transcript", "SIL"]].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("19 labels"), "{}", text(&out));
+    std::fs::remove_file(init).unwrap();
+    std::fs::remove_file(grammar).unwrap();
+}
+
+#[test]
 fn bad_input_is_a_clear_error() {
     let f = fixture();
     let probs = f.join("probs/P01_cam01_P01_coffee.npy");
@@ -175,8 +251,9 @@ fn fifa_bench_writes_complete_records() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let recs = v.as_array().unwrap();
-    // 2 tasks x 4 methods x (2 videos + summary) + 2 tasks x 3 methods x 1 length.
-    assert_eq!(recs.len(), 2 * 4 * 3 + 2 * 3);
+    // Methods: exact, exact-sub30, fifa and fifa-sub30 at 2 budgets each (6); scaling: one
+    // budget (4). 2 tasks x 6 methods x (2 videos + summary) + 2 tasks x 4 methods x 1 length.
+    assert_eq!(recs.len(), 2 * 6 * 3 + 2 * 4);
     for r in recs {
         for key in ["task", "method", "iters", "T", "ms", "mof", "iou"] {
             assert!(!r[key].is_null(), "{key} missing in {r}");
@@ -187,10 +264,13 @@ fn fifa_bench_writes_complete_records() {
         assert!(recs
             .iter()
             .any(|r| r["task"] == task && r["method"] == "fifa" && r["iters"] == 20));
+        assert!(recs
+            .iter()
+            .any(|r| r["task"] == task && r["method"] == "fifa-sub30" && r["iters"] == 5));
     }
     assert!(std::fs::read_to_string(&table)
         .unwrap()
-        .contains("| exact |"));
+        .contains("| exact-sub30 |"));
     assert!(svg.exists() && dir.join("fifa-scaling.svg").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }

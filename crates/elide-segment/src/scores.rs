@@ -169,6 +169,95 @@ impl FrameScores {
     }
 }
 
+/// Per-class cumulative scores at the points of a boundary grid, for a set of classes, built
+/// in one pass over the frames: what both decoders read segment scores from.
+#[derive(Clone, Debug)]
+pub struct GridCums {
+    frames: usize,
+    points: Vec<usize>,
+    /// `slot[c]`: the row of class `c` in `cum`, `usize::MAX` when not held.
+    slot: Vec<usize>,
+    /// `cum[k * (M + 1) + j]`: summed score of the `k`-th held class over frames `< points[j]`.
+    cum: Vec<f64>,
+}
+
+impl GridCums {
+    /// The grid points `0 = g_0 < ... < g_M = T`.
+    pub fn points(&self) -> &[usize] {
+        &self.points
+    }
+
+    /// `M`: the number of grid cells (units).
+    pub fn units(&self) -> usize {
+        self.points.len() - 1
+    }
+
+    /// Frames `T`.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Whether class `c` is held.
+    pub fn holds(&self, c: usize) -> bool {
+        self.slot.get(c).is_some_and(|&k| k != usize::MAX)
+    }
+
+    /// Class `c`'s cumulative scores at the grid points (`M + 1` values); panics when `c` is
+    /// not held.
+    pub fn row(&self, c: usize) -> &[f64] {
+        let k = self.slot[c];
+        assert!(k != usize::MAX, "class {c} not in the grid table");
+        let m1 = self.points.len();
+        &self.cum[k * m1..(k + 1) * m1]
+    }
+}
+
+impl FrameScores {
+    /// Cumulative scores of `classes` (duplicates allowed, all `< C`) at the grid `points`
+    /// (increasing, from 0 to `T`). One pass over the frames: when most classes are wanted
+    /// every row is added whole (contiguous, vectorised), else only the wanted entries.
+    pub fn grid_cums(&self, points: &[usize], classes: &[usize]) -> GridCums {
+        let c_all = self.classes;
+        let mut slot = vec![usize::MAX; c_all];
+        let mut held = Vec::new();
+        for &c in classes {
+            if slot[c] == usize::MAX {
+                slot[c] = held.len();
+                held.push(c);
+            }
+        }
+        let (m1, h) = (points.len(), held.len());
+        let mut cum = vec![0.0; h * m1];
+        let dense = 4 * h >= c_all;
+        let mut acc = vec![0.0; if dense { c_all } else { h }];
+        let mut t = 0;
+        for (j, &g) in points.iter().enumerate() {
+            if dense {
+                for row in self.data[t * c_all..g * c_all].chunks_exact(c_all) {
+                    acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+                for (k, &c) in held.iter().enumerate() {
+                    cum[k * m1 + j] = acc[c];
+                }
+            } else {
+                for row in self.data[t * c_all..g * c_all].chunks_exact(c_all) {
+                    acc.iter_mut().zip(&held).for_each(|(a, &c)| *a += row[c]);
+                }
+                for (k, a) in acc.iter().enumerate() {
+                    cum[k * m1 + j] = *a;
+                }
+            }
+            t = g;
+        }
+        GridCums {
+            frames: self.frames,
+            points: points.to_vec(),
+            slot,
+            cum,
+        }
+    }
+}
+
 fn check_probs(values: &[f64], classes: usize) -> Result<()> {
     for (t, row) in values.chunks_exact(classes).enumerate() {
         if let Some(v) = row.iter().find(|v| !(0.0..=1.0).contains(*v)) {
@@ -248,5 +337,28 @@ mod tests {
         assert!((c[1] - want[1]).abs() < 1e-12);
         assert!((c[2] - (want[1] + 0.1f64.ln() + 2f64.ln())).abs() < 1e-12);
         assert!(s.with_prior(&[1.0]).is_err());
+    }
+
+    #[test]
+    fn grid_cums_match_cumsum_at_sparse_and_dense() {
+        let mut v = Vec::new();
+        for t in 0..23 {
+            let row: Vec<f64> = (0..8).map(|c| 1.0 + ((t * 7 + c * 3) % 5) as f64).collect();
+            let sum: f64 = row.iter().sum();
+            v.extend(row.iter().map(|x| x / sum));
+        }
+        let s = FrameScores::new(23, 8, &v, ProbKind::Probs).unwrap();
+        let g = grid(23, 5);
+        for classes in [&[3usize, 3, 6][..], &[0, 1, 2, 3, 4, 5, 6, 7]] {
+            let gc = s.grid_cums(&g, classes);
+            assert_eq!(gc.units(), 5);
+            for &c in classes {
+                let want = s.cumsum_at(c, &g);
+                for (a, b) in gc.row(c).iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-12);
+                }
+            }
+        }
+        assert!(!s.grid_cums(&g, &[1]).holds(2));
     }
 }

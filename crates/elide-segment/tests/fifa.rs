@@ -305,3 +305,149 @@ fn windowed_energy_matches_the_definition() {
         );
     }
 }
+
+/// FIFA on the subsampled grid: chunk costs summed from the frames, lengths in chunks.
+#[test]
+fn grid_gradient_matches_finite_differences_and_grad_only_agrees() {
+    let mut rng = Rng::new(17);
+    for case in 0..24 {
+        let t = 60 + rng.below(900);
+        let c = 5;
+        let s = random_scores(&mut rng, t, c);
+        let n = 1 + rng.below(6);
+        let tr: Vec<usize> = (0..n).map(|_| rng.below(c)).collect();
+        let step = [7, 30, 13][case % 3].min(t / n);
+        let cums = s.grid_cums(&elide_segment::scores::grid(t, step), &tr);
+        let m = cums.units();
+        let target: Vec<f64> = (0..n)
+            .map(|_| m as f64 / n as f64 * (0.5 + rng.uniform()))
+            .collect();
+        let sharp = [10.0, 80.0, 300.0][case % 3];
+        let bins = [0, m / 2, m][case % 3].max(1);
+        let p = Problem::on_grid(&cums, &tr, target, sharp, 0.1 + rng.uniform(), bins);
+        assert_eq!(p.units(), m);
+        let z: Vec<f64> = (0..n).map(|_| rng.normal() * 0.7).collect();
+        let mut g = vec![0.0; n];
+        p.energy_grad(&z, &mut g);
+        let mut g_only = vec![0.0; n];
+        p.grad_with(&z, &mut g_only, &mut fifa::Work::default());
+        assert_eq!(g, g_only, "case {case}: gradient without the energy");
+        let h = 1e-6;
+        for i in 0..n {
+            let (mut zp, mut zm) = (z.clone(), z.clone());
+            zp[i] += h;
+            zm[i] -= h;
+            let mut scratch = vec![0.0; n];
+            let fd =
+                (p.energy_grad(&zp, &mut scratch) - p.energy_grad(&zm, &mut scratch)) / (2.0 * h);
+            let scale = g.iter().map(|v| v.abs()).fold(1e-3, f64::max);
+            assert!(
+                (fd - g[i]).abs() <= 1e-5 * scale,
+                "case {case} coordinate {i}: analytic {} vs finite difference {fd}",
+                g[i]
+            );
+        }
+    }
+}
+
+/// A chunk-level hard energy is the frame-level one of the same segmentation mapped back to
+/// frames (beta 0: the length term is in different units).
+#[test]
+fn grid_hard_energy_is_the_frame_energy_of_its_segmentation() {
+    let mut rng = Rng::new(21);
+    for _ in 0..20 {
+        let t = 100 + rng.below(700);
+        let s = random_scores(&mut rng, t, 4);
+        let n = 1 + rng.below(5);
+        let tr: Vec<usize> = (0..n).map(|_| rng.below(4)).collect();
+        let step = 1 + rng.below(40).min(t / n - 1);
+        let cums = s.grid_cums(&elide_segment::scores::grid(t, step), &tr);
+        let m = cums.units();
+        let on_grid = Problem::on_grid(&cums, &tr, vec![1.0; n], 50.0, 0.0, 0);
+        let frames = Problem::new(&s, &tr, vec![1.0; n], 50.0, 0.0, 0);
+        // Random unit lengths summing to M, each at least one.
+        let mut cuts: Vec<usize> = (0..n - 1).map(|_| 1 + rng.below(m - 1)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        if cuts.len() != n - 1 {
+            continue;
+        }
+        let mut units = Vec::new();
+        let mut prev = 0;
+        for &c in cuts.iter().chain(std::iter::once(&m)) {
+            units.push(c - prev);
+            prev = c;
+        }
+        let fl = on_grid.frame_lengths(&units);
+        assert_eq!(fl.iter().sum::<usize>(), t);
+        let (a, b) = (on_grid.hard_energy(&units), frames.hard_energy(&fl));
+        assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn subsampled_fifa_puts_boundaries_on_chunk_edges_and_finds_clear_ones() {
+    let lens = [300, 900, 510, 1290];
+    let tr = [0, 2, 1, 3];
+    let gt = segments::to_frames(&segments::from_lengths(&tr, &lens).unwrap());
+    let s = clean_video(&gt, 4);
+    let lm = LengthModel::uniform(4, 750.0).unwrap();
+    for sub in [30, 7] {
+        let opt = FifaOptions {
+            iters: 300,
+            subsample: sub,
+            ..Default::default()
+        };
+        let f = fifa::align(&s, &tr, &lm, &opt).unwrap();
+        assert!(f.segments[1..].iter().all(|x| x.start % sub == 0));
+        assert_eq!(f.segments.last().unwrap().end, gt.len());
+        let mof = metrics::mof(&segments::to_frames(&f.segments), &gt).unwrap();
+        assert!(mof > 98.0, "sub {sub}: {mof}");
+        let g = Grammar::new([tr.to_vec(), vec![0, 1, 2, 3], vec![0, 3]]).unwrap();
+        let f = fifa::segment(&s, &g, &lm, &opt).unwrap();
+        let labels: Vec<usize> = f.segments.iter().map(|s| s.label).collect();
+        assert_eq!(labels, tr);
+    }
+}
+
+#[test]
+fn starts_from_a_given_segmentation() {
+    let mut rng = Rng::new(4);
+    let s = random_scores(&mut rng, 300, 4);
+    let lm = LengthModel::uniform(4, 60.0).unwrap();
+    let init = segments::from_lengths(&[1, 3, 2], &[40, 200, 60]).unwrap();
+    let opt = |iters, top_k| FifaOptions {
+        iters,
+        top_k,
+        init: Init::Segmentation(init.clone()),
+        ..Default::default()
+    };
+    // No step: the given segmentation comes back (alignment and segmentation alike).
+    let a = fifa::align(&s, &[1, 3, 2], &lm, &opt(0, 8)).unwrap();
+    assert_eq!(a.segments, init);
+    let g = Grammar::new([vec![0, 1], vec![1, 3, 2], vec![2, 0, 3, 1]]).unwrap();
+    let d = fifa::segment(&s, &g, &lm, &opt(0, 1)).unwrap();
+    assert_eq!(d.segments, init);
+    // Steps never make it worse than where it started.
+    let better = fifa::align(&s, &[1, 3, 2], &lm, &opt(30, 8)).unwrap();
+    assert!(better.energy <= a.energy);
+    // Labels that are not the transcript, or a transcript outside the grammar: errors.
+    assert!(matches!(
+        fifa::align(&s, &[1, 2, 3], &lm, &opt(5, 8)),
+        Err(SegError::Mismatch(_))
+    ));
+    let g2 = Grammar::new([vec![0, 1], vec![2, 0, 3, 1]]).unwrap();
+    assert!(matches!(
+        fifa::segment(&s, &g2, &lm, &opt(5, 8)),
+        Err(SegError::Mismatch(_))
+    ));
+    // A segmentation that does not cover the video.
+    let short = FifaOptions {
+        init: Init::Segmentation(segments::from_lengths(&[1, 3, 2], &[40, 200, 50]).unwrap()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        fifa::align(&s, &[1, 3, 2], &lm, &short),
+        Err(SegError::Mismatch(_))
+    ));
+}

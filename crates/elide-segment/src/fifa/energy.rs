@@ -1,42 +1,54 @@
 //! FIFA's differentiable energy and its analytic gradient.
 //!
-//! Lengths are `l = T softmax(z)`, so every iterate is a valid segmentation. Segment `n`'s
+//! Lengths are `l = M softmax(z)` over the `M` units of a boundary grid (frames, or chunks of
+//! `step` frames as the subsampled exact decoder uses), so every iterate is a valid
+//! segmentation. Segment `n`'s
 //! soft mask is the plateau `S_n(x) (1 - S_{n+1}(x))`, with `S_k(x) = sigmoid(s (x - b_k))`
 //! rising at boundary `b_k = l_0 + ... + l_{k-1}` (`S_0 = 1`, `S_N = 0`); this equals the
 //! paper's product of two sigmoids centred at the segment's centre with half-width `l_n / 2`.
-//! `E = (1/T) sum_n sum_t cost_n(t) mask_n(t) + (beta/T) sum_n |l_n - lambda_n|`.
+//! `E = (1/T) sum_n sum_u cost_n(u) mask_n(u) + (beta w/T) sum_n |l_n - lambda_n|`, `w = T/M`.
 //!
 //! Speed, without changing the maths beyond float precision and the pooling:
-//! - frames are pooled into `G` equal bins (summed costs at bin centres): the mask varies on a
+//! - units are pooled into `G` equal bins (summed costs at bin centres): the mask varies on a
 //!   scale of `T / s`, several bins wide, and an iteration then costs the same for any `T`;
 //! - a sigmoid is exactly 0 or 1 (to `e^-SATURATED`) outside a window around its boundary, so
 //!   only windows are evaluated and a segment's saturated middle is a prefix-sum difference;
 //! - on equally spaced centres `exp(-s (x_g - b))` is geometric in `g`: one `exp` per boundary,
 //!   then one multiplication per bin.
-use crate::scores::FrameScores;
+use crate::scores::{grid, FrameScores, GridCums};
 
 /// Beyond this `|s (x - b)|` a sigmoid is taken as exactly 0 or 1 (`e^-20 ~ 2e-9`).
 const SATURATED: f64 = 20.0;
 
 /// One video and transcript, ready for repeated energy and gradient evaluations.
+///
+/// Positions and lengths are in *units*: the cells of a boundary grid (`M` of them, each
+/// `step` frames, the last maybe shorter), as in the subsampled exact decoder; with a step of
+/// one frame, units are frames. A unit's cost is the summed cost of its frames, so the
+/// energy keeps its per-frame meaning: `E = (1/T) (sum_n sum_u cost_n(u) mask_n(u) +
+/// beta w sum_n |l_n - lambda_n|)`, with `w = T / M` frames per unit.
 #[derive(Clone, Debug)]
 pub struct Problem {
     frames: usize,
+    units: usize,
     segs: usize,
     bins: usize,
-    /// Bin width in frames; bin `g`'s centre is `(g + 0.5) * width`.
+    /// Bin width in units; bin `g`'s centre is `(g + 0.5) * width`.
     width: f64,
     /// `pooled[n * G + g]`: summed cost of segment `n`'s class over bin `g`.
     pooled: Vec<f64>,
     /// `prefix[n * (G + 1) + g]`: `pooled` of segment `n` summed over bins `< g`.
     prefix: Vec<f64>,
-    /// `cum[n * (T + 1) + t]`: summed cost of segment `n`'s class over frames `< t`.
+    /// `cum[n * (M + 1) + u]`: summed cost of segment `n`'s class over units `< u`.
     cum: Vec<f64>,
-    /// Target lengths (frames).
+    /// Frame of each unit boundary (`M + 1` values, from 0 to `T`).
+    points: Vec<usize>,
+    /// Target lengths (units).
     target: Vec<f64>,
-    /// Sharpness per frame: `sharpness / T`.
+    /// Sharpness per unit: `sharpness / M`.
     s: f64,
-    beta: f64,
+    /// `beta * w`: the length term's weight per unit of length.
+    beta_unit: f64,
 }
 
 /// Reusable buffers of one optimisation: the sigmoid rows and their windows.
@@ -48,11 +60,13 @@ pub struct Work {
     /// `rows[k * G + g] = S_k` at bin `g`, saturated parts filled with 0 and 1.
     rows: Vec<f64>,
     lengths: Vec<f64>,
+    grad_l: Vec<f64>,
 }
 
 impl Problem {
-    /// `transcript` must be non-empty and fit in the frames (checked by the caller);
-    /// `target` holds one target length per segment; `bins` is clamped to `1..=T`.
+    /// On every frame (units are frames). `transcript` must be non-empty, its labels classes
+    /// of `scores`, and fit in the frames (checked by the caller); `target` holds one target
+    /// length (frames) per segment; `bins` is clamped to `1..=T`.
     pub fn new(
         scores: &FrameScores,
         transcript: &[usize],
@@ -61,43 +75,78 @@ impl Problem {
         beta: f64,
         bins: usize,
     ) -> Self {
-        let t = scores.frames();
-        let g = bins.clamp(1, t);
+        let cums = scores.grid_cums(&grid(scores.frames(), 1), transcript);
+        Self::on_grid(&cums, transcript, target, sharpness, beta, bins)
+    }
+
+    /// On the units of `cums`' grid, which must hold every class of `transcript` and have at
+    /// least one unit per segment; `target` in units; `bins` is clamped to `1..=M`.
+    pub fn on_grid(
+        cums: &GridCums,
+        transcript: &[usize],
+        target: Vec<f64>,
+        sharpness: f64,
+        beta: f64,
+        bins: usize,
+    ) -> Self {
+        let (t, m) = (cums.frames(), cums.units());
+        let g = bins.clamp(1, m);
         let n = transcript.len();
-        let (mut pooled, mut prefix, mut cum) = (
-            vec![0.0; n * g],
-            Vec::with_capacity(n * (g + 1)),
-            Vec::with_capacity(n * (t + 1)),
-        );
+        let mut pooled = vec![0.0; n * g];
+        let mut prefix = Vec::with_capacity(n * (g + 1));
+        let mut cum = Vec::with_capacity(n * (m + 1));
         for (k, &c) in transcript.iter().enumerate() {
-            let row = &mut pooled[k * g..(k + 1) * g];
-            let mut acc = 0.0;
-            cum.push(0.0);
-            for f in 0..t {
-                let cost = -scores.get(f, c);
-                row[f * g / t] += cost;
-                acc += cost;
-                cum.push(acc);
+            let row = cums.row(c);
+            cum.extend(row.iter().map(|v| -v));
+            let bin = &mut pooled[k * g..(k + 1) * g];
+            if g == m {
+                for (b, w) in bin.iter_mut().zip(row.windows(2)) {
+                    *b = w[0] - w[1];
+                }
+            } else {
+                for (u, w) in row.windows(2).enumerate() {
+                    bin[u * g / m] += w[0] - w[1];
+                }
             }
             let mut acc = 0.0;
             prefix.push(0.0);
-            for v in row.iter() {
+            for v in bin.iter() {
                 acc += v;
                 prefix.push(acc);
             }
         }
         Self {
             frames: t,
+            units: m,
             segs: n,
             bins: g,
-            width: t as f64 / g as f64,
+            width: m as f64 / g as f64,
             pooled,
             prefix,
             cum,
+            points: cums.points().to_vec(),
             target,
-            s: sharpness / t as f64,
-            beta,
+            s: sharpness / m as f64,
+            beta_unit: beta * t as f64 / m as f64,
         }
+    }
+
+    /// Units `M` (the lengths' total).
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    /// Frame lengths of a segmentation given by integer unit lengths.
+    pub fn frame_lengths(&self, units: &[usize]) -> Vec<usize> {
+        let mut b = 0;
+        units
+            .iter()
+            .map(|&u| {
+                let len = self.points[b + u] - self.points[b];
+                b += u;
+                len
+            })
+            .collect()
     }
 
     /// Frames `T`.
@@ -115,16 +164,16 @@ impl Problem {
         &self.target
     }
 
-    /// Lengths `T softmax(z)` into `out`.
+    /// Lengths `M softmax(z)` (units) into `out`.
     pub fn lengths_into(&self, z: &[f64], out: &mut Vec<f64>) {
         let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         out.clear();
         out.extend(z.iter().map(|v| (v - mx).exp()));
-        let scale = self.frames as f64 / out.iter().sum::<f64>();
+        let scale = self.units as f64 / out.iter().sum::<f64>();
         out.iter_mut().for_each(|v| *v *= scale);
     }
 
-    /// Lengths `T softmax(z)`.
+    /// Lengths `M softmax(z)` (units).
     pub fn lengths(&self, z: &[f64]) -> Vec<f64> {
         let mut out = Vec::new();
         self.lengths_into(z, &mut out);
@@ -138,7 +187,19 @@ impl Problem {
 
     /// [`Self::energy_grad`] reusing `work`'s buffers.
     pub fn energy_grad_with(&self, z: &[f64], grad: &mut [f64], w: &mut Work) -> f64 {
-        let (n, g, t) = (self.segs, self.bins, self.frames as f64);
+        self.eval(z, grad, w, true)
+    }
+
+    /// Only `dE/dz` into `grad` (the optimisation loop needs no soft energy: iterates are
+    /// ranked by their hard energy), skipping the masked sums of the energy itself.
+    pub fn grad_with(&self, z: &[f64], grad: &mut [f64], w: &mut Work) {
+        self.eval(z, grad, w, false);
+    }
+
+    fn eval(&self, z: &[f64], grad: &mut [f64], w: &mut Work, energy: bool) -> f64 {
+        let (n, g) = (self.segs, self.bins);
+        // Energies are per frame; the lengths total M units.
+        let (norm, total) = (self.frames as f64, self.units as f64);
         let mut l = std::mem::take(&mut w.lengths);
         self.lengths_into(z, &mut l);
         self.windows(&l, w);
@@ -154,7 +215,7 @@ impl Problem {
         };
 
         let mut e = 0.0;
-        for seg in 0..n {
+        for seg in (0..n).filter(|_| energy) {
             // Support: from where S_seg leaves 0 to where S_{seg+1} reaches 1.
             let (lo, hi) = (w.lo[seg], w.hi[seg + 1].max(w.lo[seg]));
             let (a, c, p) = (row(seg), row(seg + 1), pooled(seg));
@@ -170,7 +231,9 @@ impl Problem {
             }
         }
         // dE/db_k over boundary k's window; l_m collects the boundaries after it.
-        let mut gl = vec![0.0; n];
+        let mut gl = std::mem::take(&mut w.grad_l);
+        gl.clear();
+        gl.resize(n, 0.0);
         let mut suffix = 0.0;
         for k in (1..n).rev() {
             let (lo, hi) = (w.lo[k], w.hi[k]);
@@ -180,20 +243,21 @@ impl Problem {
             for i in 0..hi - lo {
                 d += sk[i] * (1.0 - sk[i]) * (pk[i] * (1.0 - next[i]) - pprev[i] * prev[i]);
             }
-            suffix += -self.s * d / t;
+            suffix += -self.s * d / norm;
             gl[k - 1] = suffix;
         }
         let mut len_term = 0.0;
         for ((gl, l), lam) in gl.iter_mut().zip(&l).zip(&self.target) {
             len_term += (l - lam).abs();
-            *gl += self.beta / t * sign(l - lam);
+            *gl += self.beta_unit / norm * sign(l - lam);
         }
-        let dot: f64 = gl.iter().zip(&l).map(|(g, l)| g * l).sum::<f64>() / t;
+        let dot: f64 = gl.iter().zip(&l).map(|(g, l)| g * l).sum::<f64>() / total;
         for ((gz, gl), l) in grad.iter_mut().zip(&gl).zip(&l) {
             *gz = l * (gl - dot);
         }
         w.lengths = l;
-        e / t + self.beta / t * len_term
+        w.grad_l = gl;
+        (e + self.beta_unit * len_term) / norm
     }
 
     /// Fills the sigmoid rows of every boundary for lengths `l`.
@@ -232,9 +296,10 @@ impl Problem {
         w.hi.push(g);
     }
 
-    /// Integer lengths from continuous ones: boundaries rounded, each segment at least a frame.
+    /// Integer lengths (units) from continuous ones: boundaries rounded, each segment at
+    /// least a unit.
     pub fn round(&self, l: &[f64], out: &mut Vec<usize>) {
-        let (n, t) = (self.segs, self.frames);
+        let (n, t) = (self.segs, self.units);
         out.clear();
         let (mut acc, mut prev) = (0.0, 0usize);
         for (k, len) in l.iter().enumerate() {
@@ -249,14 +314,14 @@ impl Problem {
         }
     }
 
-    /// The energy of a hard segmentation with integer lengths (masks exactly 0 or 1): what
-    /// the anytime loop ranks iterates and transcripts by.
+    /// The energy of a hard segmentation with integer lengths in units (masks exactly 0 or
+    /// 1): what the anytime loop ranks iterates and transcripts by.
     pub fn hard_energy(&self, lengths: &[usize]) -> f64 {
-        let t1 = self.frames + 1;
+        let t1 = self.units + 1;
         let (mut e, mut start) = (0.0, 0);
         for (n, (&len, lam)) in lengths.iter().zip(&self.target).enumerate() {
             let row = &self.cum[n * t1..(n + 1) * t1];
-            e += row[start + len] - row[start] + self.beta * (len as f64 - lam).abs();
+            e += row[start + len] - row[start] + self.beta_unit * (len as f64 - lam).abs();
             start += len;
         }
         e / self.frames as f64

@@ -1,44 +1,59 @@
 //! The transcript model for FIFA's segmentation: grammar transcripts ranked by the energy of
-//! their initial (mean-length) segmentation, which costs O(N) per transcript after one
-//! cumulative sum per class.
-use super::{targets, FifaOptions};
+//! their initial (mean-length) segmentation, which costs O(N) per transcript from the grid's
+//! cumulative sums.
+use super::{cums, targets, FifaOptions};
 use crate::error::Result;
 use crate::length::LengthModel;
-use crate::scores::FrameScores;
-use std::collections::HashMap;
+use crate::scores::{FrameScores, GridCums};
 
-/// Indices of `transcripts`, best (lowest initial energy) first; transcripts longer than the
-/// video are left out.
+/// Indices of `transcripts`, best (lowest initial energy) first, on the grid of
+/// `opt.subsample`; transcripts with more segments than grid units are left out.
 pub fn rank_transcripts(
     scores: &FrameScores,
     transcripts: &[Vec<usize>],
     lengths: &LengthModel,
     opt: &FifaOptions,
 ) -> Result<Vec<usize>> {
-    let t = scores.frames();
-    let all: Vec<usize> = (0..=t).collect();
-    let mut cum: HashMap<usize, Vec<f64>> = HashMap::new();
+    for tr in transcripts {
+        scores.check_labels(tr)?;
+    }
+    let shortest = transcripts.iter().map(Vec::len).filter(|&n| n > 0).min();
+    let classes: Vec<usize> = transcripts.iter().flatten().copied().collect();
+    let g = cums(scores, opt.subsample, shortest.unwrap_or(1), &classes);
+    Ok(rank_on(&g, transcripts, lengths, opt.beta))
+}
+
+/// [`rank_transcripts`] on a grid table holding every class of `transcripts`.
+pub(super) fn rank_on(
+    cums: &GridCums,
+    transcripts: &[Vec<usize>],
+    lengths: &LengthModel,
+    beta: f64,
+) -> Vec<usize> {
+    let m = cums.units();
+    // The length term per unit of length, as in the energy.
+    let beta_unit = beta * cums.frames() as f64 / m as f64;
     let mut ranked: Vec<(f64, usize)> = Vec::new();
     for (i, tr) in transcripts.iter().enumerate() {
-        if tr.is_empty() || tr.len() > t {
+        if tr.is_empty() || tr.len() > m {
             continue;
         }
-        let target = targets(tr, lengths, t);
+        let target = targets(tr, lengths, m);
         let (mut e, mut acc, mut prev) = (0.0, 0.0, 0usize);
         for (k, (&c, lam)) in tr.iter().zip(&target).enumerate() {
             acc += lam;
             let b = if k + 1 == tr.len() {
-                t
+                m
             } else {
-                (acc.round() as usize).clamp(prev + 1, t - (tr.len() - k - 1))
+                (acc.round() as usize).clamp(prev + 1, m - (tr.len() - k - 1))
             };
-            let row = cum.entry(c).or_insert_with(|| scores.cumsum_at(c, &all));
+            let row = cums.row(c);
             // Costs are negated scores; the length term is |round - target|.
-            e += -(row[b] - row[prev]) + opt.beta * ((b - prev) as f64 - lam).abs();
+            e += -(row[b] - row[prev]) + beta_unit * ((b - prev) as f64 - lam).abs();
             prev = b;
         }
         ranked.push((e, i));
     }
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(ranked.into_iter().map(|r| r.1).collect())
+    ranked.into_iter().map(|r| r.1).collect()
 }

@@ -1,5 +1,5 @@
 //! Exact alignment of a given transcript.
-use super::kernel::{fill_a, ClassTables, Grid};
+use super::kernel::{fill_a, ClassTables, Grid, GridFactorials};
 use super::{Decoded, ExactOptions};
 use crate::error::{Result, SegError};
 use crate::length::LengthModel;
@@ -23,9 +23,11 @@ pub fn align(
     let step = opt.subsample.clamp(1, t / n);
     let grid = Grid::new(t, step, opt.max_len);
     let m = grid.m();
+    let cums = scores.grid_cums(&grid.points, transcript);
+    let facts = GridFactorials::new(&grid);
     let tables: Vec<ClassTables> = transcript
         .iter()
-        .map(|&c| ClassTables::new(scores, lengths, c, &grid, opt.length_weight))
+        .map(|&c| ClassTables::new(&cums, &facts, lengths, c, &grid, opt.length_weight))
         .collect();
 
     // q[k][j]: best score of the first k segments covering frames < g_j.

@@ -1,7 +1,7 @@
 //! Exact segmentation over a grammar: Viterbi on the grammar's prefix tree, so transcripts
 //! that share a prefix share its rows.
 use super::align::check_lengths;
-use super::kernel::{fill_a, ClassTables, Grid};
+use super::kernel::{fill_a, ClassTables, Grid, GridFactorials};
 use super::{Decoded, ExactOptions};
 use crate::error::{Result, SegError};
 use crate::grammar::Grammar;
@@ -34,10 +34,13 @@ pub fn segment(
     let step = opt.subsample.clamp(1, t / shortest);
     let grid = Grid::new(t, step, opt.max_len);
     let m = grid.m();
+    let labels: Vec<usize> = nodes[1..].iter().map(|n| n.label).collect();
+    let cums = scores.grid_cums(&grid.points, &labels);
+    let facts = GridFactorials::new(&grid);
     let mut tables: HashMap<usize, ClassTables> = HashMap::new();
-    for n in &nodes[1..] {
-        tables.entry(n.label).or_insert_with(|| {
-            ClassTables::new(scores, lengths, n.label, &grid, opt.length_weight)
+    for &c in &labels {
+        tables.entry(c).or_insert_with(|| {
+            ClassTables::new(&cums, &facts, lengths, c, &grid, opt.length_weight)
         });
     }
 

@@ -1,6 +1,6 @@
 //! The per-class tables and the max-plus cell shared by both exact decoders.
-use crate::length::LengthModel;
-use crate::scores::FrameScores;
+use crate::length::{ln_factorial, LengthModel};
+use crate::scores::GridCums;
 
 /// One class's tables on a boundary grid `g_0 = 0 < ... < g_M = T`.
 pub(super) struct ClassTables {
@@ -9,8 +9,9 @@ pub(super) struct ClassTables {
     /// `rev[x]`: length score of `M - x` full grid steps, reversed so that the candidate
     /// starts `i = lo..j` of cell `j` read `rev[M - j + lo .. M]` forwards.
     rev: Vec<f64>,
-    /// Length score per frame count, for the last cell when the last step is short.
-    by_frames: Vec<f64>,
+    /// `last[i]`: length score of a segment from `g_i` to `T`, for the last cell when the last
+    /// step is short (empty otherwise).
+    last: Vec<f64>,
 }
 
 /// The grid and what the cells need of it.
@@ -56,22 +57,73 @@ impl Grid {
     }
 }
 
+/// `ln l!` at the lengths a grid allows, shared by every class (only `l ln(mean) - mean`
+/// depends on the class).
+pub(super) struct GridFactorials {
+    /// `steps[k] = ln (k step)!` for `k = 0..=M`.
+    steps: Vec<f64>,
+    /// `last[i] = ln (T - g_i)!` for `i < M`, when the last step is short (else empty).
+    last: Vec<f64>,
+}
+
+impl GridFactorials {
+    pub fn new(grid: &Grid) -> Self {
+        let m = grid.m();
+        let t = grid.points[m];
+        let steps = if grid.step == 1 {
+            // Every length: a running sum is cheapest.
+            let mut acc = 0.0;
+            (0..=m)
+                .map(|l| {
+                    if l > 1 {
+                        acc += (l as f64).ln();
+                    }
+                    acc
+                })
+                .collect()
+        } else {
+            (0..=m).map(|k| ln_factorial(k * grid.step)).collect()
+        };
+        let last = if grid.regular {
+            Vec::new()
+        } else {
+            grid.points[..m]
+                .iter()
+                .map(|&p| ln_factorial(t - p))
+                .collect()
+        };
+        Self { steps, last }
+    }
+}
+
 impl ClassTables {
+    /// Class `c`'s tables from the shared grid table and factorials: the Poisson scores only
+    /// at the `2 M + 1` lengths the grid allows, not at every frame count.
     pub fn new(
-        scores: &FrameScores,
+        cums: &GridCums,
+        facts: &GridFactorials,
         lengths: &LengthModel,
         c: usize,
         grid: &Grid,
         weight: f64,
     ) -> Self {
         let m = grid.m();
-        let t = scores.frames();
-        let by_frames = lengths.log_poisson_table(c, t.max(m * grid.step), weight);
-        let rev = (0..=m).map(|x| by_frames[(m - x) * grid.step]).collect();
+        let t = grid.points[m];
+        let lam = lengths.mean(c);
+        let ln_lam = lam.ln();
+        let lp = |l: usize, ln_fact: f64| weight * (l as f64 * ln_lam - lam - ln_fact);
+        let rev = (0..=m)
+            .map(|x| lp((m - x) * grid.step, facts.steps[m - x]))
+            .collect();
+        let last = grid.points[..m]
+            .iter()
+            .zip(&facts.last)
+            .map(|(&p, &f)| lp(t - p, f))
+            .collect();
         Self {
-            cum: scores.cumsum_at(c, &grid.points),
+            cum: cums.row(c).to_vec(),
             rev,
-            by_frames,
+            last,
         }
     }
 
@@ -82,23 +134,19 @@ impl ClassTables {
         if j < m || grid.regular {
             max_plus(&a[lo..j], &self.rev[m - j + lo..m])
         } else {
-            let t = grid.points[m];
-            (lo..j)
-                .map(|i| a[i] + self.by_frames[t - grid.points[i]])
-                .fold(f64::NEG_INFINITY, f64::max)
+            max_plus(&a[lo..j], &self.last[lo..j])
         }
     }
 
     /// The `i` that attains [`Self::best`] (first on ties), by recomputing the same sums.
     pub fn argbest(&self, a: &[f64], grid: &Grid, lo: usize, j: usize) -> usize {
         let m = grid.m();
-        let t = grid.points[m];
         let mut best = (lo, f64::NEG_INFINITY);
         for (i, &ai) in a.iter().enumerate().take(j).skip(lo) {
             let v = if j < m || grid.regular {
                 ai + self.rev[m - j + i]
             } else {
-                ai + self.by_frames[t - grid.points[i]]
+                ai + self.last[i]
             };
             if v > best.1 {
                 best = (i, v);

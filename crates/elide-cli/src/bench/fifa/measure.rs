@@ -17,7 +17,7 @@ pub struct Record {
     pub kind: &'static str,
     /// `alignment` or `segmentation`.
     pub task: &'static str,
-    /// `exact`, `exact-subN` or `fifa`.
+    /// `exact`, `exact-subN`, `fifa` or `fifa-subN`.
     pub method: String,
     /// FIFA's iteration budget (0 for exact).
     pub iters: usize,
@@ -92,21 +92,35 @@ impl Setup {
                 }),
             ),
         ];
-        for &i in iters {
-            m.push((
-                "fifa".to_string(),
-                i,
-                Method::Fifa(FifaOptions {
-                    iters: i,
-                    ..self.fifa.clone()
-                }),
-            ));
+        // FIFA on frames (its energy pooled into bins), then on the exact decoder's grid of
+        // `subsample`-frame chunks.
+        for sub in [1, self.subsample] {
+            for &i in iters {
+                m.push((
+                    fifa_name(sub),
+                    i,
+                    Method::Fifa(FifaOptions {
+                        iters: i,
+                        subsample: sub,
+                        ..self.fifa.clone()
+                    }),
+                ));
+            }
         }
         m
     }
 }
 
 const TASKS: [&str; 2] = ["alignment", "segmentation"];
+
+/// `fifa` on frames, `fifa-subN` on chunks of `N` frames.
+pub fn fifa_name(subsample: usize) -> String {
+    if subsample <= 1 {
+        "fifa".to_string()
+    } else {
+        format!("fifa-sub{subsample}")
+    }
+}
 
 fn task<'a>(setup: &'a Setup, name: &str, transcript: &'a [usize]) -> Task<'a> {
     if name == "alignment" {
@@ -228,7 +242,7 @@ fn resample(v: &SynthVideo, t: usize) -> SynthVideo {
     }
 }
 
-/// Exact, exact subsampled and FIFA at `iters` on the first test videos resampled to each
+/// Exact, exact subsampled and both FIFAs at `iters` on the first test videos resampled to each
 /// length in `lengths`; one record per method and length (mean over the videos).
 pub fn scaling(
     setup: &Setup,
