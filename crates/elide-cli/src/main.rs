@@ -1,6 +1,7 @@
 //! `elide`: the command line. `elide demo` runs the embedded default; `elide bench ...` measures.
 mod bench;
 mod demo;
+mod model;
 mod segment;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,10 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Decode frame-wise probabilities into action segments (exact Viterbi or FIFA).
     Segment(segment::SegmentArgs),
+    /// Show an ONNX model's layers: op, output shape, parameters and MACs per node, totals.
+    Inspect(model::InspectArgs),
+    /// Run an ONNX model on a .npy input (dense): outputs (top-5) and latency.
+    Run(model::RunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +34,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Segment(args) => segment::run(&args),
+        Command::Inspect(args) => model::inspect(&args),
+        Command::Run(args) => model::run(&args),
     }
 }

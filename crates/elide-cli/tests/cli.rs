@@ -16,6 +16,8 @@ fn every_verb_has_help() {
         &["bench", "--help"],
         &["bench", "sbnet", "--help"],
         &["bench", "conv", "--help"],
+        &["inspect", "--help"],
+        &["run", "--help"],
     ] {
         let out = elide(verb);
         assert!(out.status.success(), "{verb:?}");

@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod axpy;
 pub mod conv;
 mod copy;
 mod error;

@@ -49,6 +49,10 @@ impl Activation {
             Activation::None => xs.iter_mut().for_each(|x| *x += bias),
             Activation::Relu => xs.iter_mut().for_each(|x| *x = (*x + bias).max(0.0)),
             Activation::Relu6 => xs.iter_mut().for_each(|x| *x = (*x + bias).clamp(0.0, 6.0)),
+            Activation::HardSwish => xs.iter_mut().for_each(|x| {
+                let v = *x + bias;
+                *x = v * (v + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
+            }),
             _ => xs.iter_mut().for_each(|x| *x = self.apply(*x + bias)),
         }
     }

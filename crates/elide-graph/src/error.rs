@@ -1,0 +1,44 @@
+//! Typed errors: every message names the node (and op) it is about.
+use elide_kernels::KernelError;
+
+/// Errors of import and execution.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// The file is not a readable ONNX model.
+    #[error("cannot read the model: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not an ONNX protobuf.
+    #[error("the model is not a valid ONNX protobuf: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// An op, attribute or data type elide does not implement.
+    #[error("unsupported {what} in node '{node}' ({op}): {detail}")]
+    Unsupported {
+        /// "op", "attribute", "data type", ...
+        what: &'static str,
+        /// Node name (or its first output when unnamed).
+        node: String,
+        /// ONNX op type.
+        op: String,
+        /// What exactly.
+        detail: String,
+    },
+    /// A node whose inputs, attributes or shapes are inconsistent.
+    #[error("node '{node}' ({op}): {detail}")]
+    Invalid {
+        /// Node name.
+        node: String,
+        /// ONNX op type.
+        op: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A model-level problem (missing graph, unknown input name, wrong input shape, ...).
+    #[error("{0}")]
+    Model(String),
+    /// A kernel rejected its input.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// Result with [`GraphError`].
+pub type Result<T> = std::result::Result<T, GraphError>;

@@ -1,0 +1,25 @@
+//! elide's network graph: import trained models, optimise them, run them densely.
+//!
+//! - [`onnx`]: ONNX protobuf (read with `prost`, no `protoc`) to a [`Graph`]; unsupported ops
+//!   and attributes are errors naming the node.
+//! - [`graph`]: the IR (values by index, nodes with typed [`ops::Op`]s in execution order).
+//! - [`optimize`]: constant folding, batch-norm folding and activation fusion into convs.
+//! - [`ops`]: the op implementations (convs on elide-kernels, the rest on `ndarray`).
+//! - `exec`: [`Graph::run`], freeing each value after its last reader.
+//! - [`weights`]: PyTorch `.pth` and safetensors state dicts; [`zoo`]: networks defined in code
+//!   that take them (the MNIST CNN).
+#![deny(missing_docs)]
+
+mod error;
+mod exec;
+pub mod graph;
+pub mod onnx;
+pub mod ops;
+pub mod optimize;
+mod value;
+pub mod weights;
+pub mod zoo;
+
+pub use error::{GraphError, Result};
+pub use graph::Graph;
+pub use value::Value;

@@ -1,0 +1,111 @@
+//! ConvTranspose (2-D, groups 1): one GEMM `W^T x` into columns, then col2im adds each
+//! column into its output window.
+use super::Ctx;
+use crate::Result;
+use ndarray::{Array4, ArrayD, Ix4};
+
+/// A transposed convolution with constant weights `[cin, cout, kh, kw]`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose {
+    /// Weights, `[cin, cout, kh, kw]` row-major.
+    pub weight: Vec<f32>,
+    /// `[cin, cout, kh, kw]`.
+    pub shape: [usize; 4],
+    /// Per output channel.
+    pub bias: Vec<f32>,
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Padding [top, left, bottom, right] (removed from the full output).
+    pub pads: [usize; 4],
+    /// Dilation.
+    pub dilation: [usize; 2],
+    /// Extra rows/columns at the bottom/right.
+    pub output_padding: [usize; 2],
+}
+
+impl ConvTranspose {
+    /// Runs on `[N, cin, H, W]`.
+    pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
+        let x = x
+            .view()
+            .into_dimensionality::<Ix4>()
+            .map_err(|_| ctx.err(format!("expected NCHW, got {:?}", x.shape())))?;
+        let (n, cin, h, w) = x.dim();
+        let [wcin, cout, kh, kw] = self.shape;
+        if cin != wcin {
+            return Err(ctx.err(format!("input has {cin} channels, weights expect {wcin}")));
+        }
+        let full = |len: usize, ax: usize| {
+            (len - 1) * self.stride[ax]
+                + (self.shape[2 + ax] - 1) * self.dilation[ax]
+                + 1
+                + self.output_padding[ax]
+        };
+        let (fh, fw) = (full(h, 0), full(w, 1));
+        let (pt, pl, pb, pr) = (self.pads[0], self.pads[1], self.pads[2], self.pads[3]);
+        if fh <= pt + pb || fw <= pl + pr {
+            return Err(ctx.err("pads remove the whole output"));
+        }
+        let (ho, wo) = (fh - pt - pb, fw - pl - pr);
+        let x = x.as_standard_layout();
+        let src = x.as_slice().expect("standard");
+        let (m, k, npix) = (cout * kh * kw, cin, h * w);
+        let mut cols = vec![0f32; m * npix];
+        let mut out = Array4::<f32>::zeros((n, cout, ho, wo));
+        let dst = out.as_slice_mut().expect("fresh");
+        for b in 0..n {
+            // cols[(co, ky, kx), p] = sum_ci W[ci, (co, ky, kx)] x[ci, p]: lhs is W^T.
+            // SAFETY: lhs is m x k with row stride 1 and column stride m inside `weight`; rhs
+            // is k x npix inside the image; dst is m x npix inside `cols`.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    npix,
+                    k,
+                    cols.as_mut_ptr(),
+                    1,
+                    npix as isize,
+                    false,
+                    self.weight.as_ptr(),
+                    m as isize,
+                    1,
+                    src.as_ptr().add(b * cin * npix),
+                    1,
+                    npix as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            let plane = &mut dst[b * cout * ho * wo..(b + 1) * cout * ho * wo];
+            for co in 0..cout {
+                let o = &mut plane[co * ho * wo..(co + 1) * ho * wo];
+                o.fill(self.bias[co]);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let row = &cols[((co * kh + ky) * kw + kx) * npix..][..npix];
+                        for iy in 0..h {
+                            let oy = (iy * self.stride[0] + ky * self.dilation[0]) as isize
+                                - pt as isize;
+                            if oy < 0 || oy >= ho as isize {
+                                continue;
+                            }
+                            for ix in 0..w {
+                                let ox = (ix * self.stride[1] + kx * self.dilation[1]) as isize
+                                    - pl as isize;
+                                if ox >= 0 && ox < wo as isize {
+                                    o[oy as usize * wo + ox as usize] += row[iy * w + ix];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let _ = pr;
+        Ok(out.into_dyn())
+    }
+}

@@ -1,0 +1,146 @@
+//! Ops that split, broadcast, pad or generate tensors: Split, Expand, Range, ConstantOfShape,
+//! Pad (constant mode).
+use super::Ctx;
+use crate::{Result, Value};
+use ndarray::{ArrayD, Axis, IxDyn, Slice};
+
+/// Splits along `axis` into the sizes of input 1 (or `split`), or equally into `parts`.
+pub fn split(
+    inputs: &[Option<&Value>],
+    axis: i64,
+    attr: Option<&[i64]>,
+    parts: usize,
+    ctx: Ctx,
+) -> Result<Vec<Value>> {
+    let v = ctx.input(inputs, 0)?;
+    let ax = ctx.axis(axis, v.shape().len())?;
+    let dim = v.shape()[ax];
+    let sizes: Vec<usize> = match attr
+        .map(<[i64]>::to_vec)
+        .or_else(|| inputs.get(1).copied().flatten().map(Value::to_i64_vec))
+    {
+        Some(s) => s.iter().map(|&x| x.max(0) as usize).collect(),
+        None => {
+            let each = dim.div_ceil(parts.max(1));
+            (0..parts)
+                .map(|i| each.min(dim.saturating_sub(i * each)))
+                .collect()
+        }
+    };
+    if sizes.iter().sum::<usize>() != dim {
+        return Err(ctx.err(format!("split sizes {sizes:?} do not add up to {dim}")));
+    }
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut at = 0;
+    for s in sizes {
+        let sl = Slice::from(at..at + s);
+        out.push(match v {
+            Value::F32(a) => {
+                Value::F32(a.slice_axis(Axis(ax), sl).as_standard_layout().into_owned())
+            }
+            Value::I64(a) => {
+                Value::I64(a.slice_axis(Axis(ax), sl).as_standard_layout().into_owned())
+            }
+        });
+        at += s;
+    }
+    Ok(out)
+}
+
+/// Broadcasts input 0 to the shape of input 1 (numpy rules, either side may be 1).
+pub fn expand(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
+    let v = ctx.input(inputs, 0)?;
+    let want = ctx.input(inputs, 1)?.to_i64_vec();
+    let s = v.shape();
+    let rank = s.len().max(want.len());
+    let mut shape = vec![0usize; rank];
+    for (i, d) in shape.iter_mut().enumerate() {
+        let a = if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        };
+        let b = if i + want.len() >= rank {
+            want[i + want.len() - rank].max(0) as usize
+        } else {
+            1
+        };
+        if a != b && a != 1 && b != 1 {
+            return Err(ctx.err(format!("cannot expand {s:?} to {want:?}")));
+        }
+        *d = a.max(b);
+    }
+    let bad = || ctx.err(format!("cannot expand {s:?} to {shape:?}"));
+    Ok(match v {
+        Value::F32(a) => Value::F32(a.broadcast(IxDyn(&shape)).ok_or_else(bad)?.to_owned()),
+        Value::I64(a) => Value::I64(a.broadcast(IxDyn(&shape)).ok_or_else(bad)?.to_owned()),
+    })
+}
+
+/// `start, start + delta, ...` below `limit` (scalars; f32 or i64 like the start).
+pub fn range(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
+    let start = ctx.input(inputs, 0)?;
+    let scalar = |i: usize| -> Result<f64> {
+        let v = ctx.input(inputs, i)?;
+        Ok(match v {
+            Value::F32(a) => a.iter().next().copied().unwrap_or(0.0) as f64,
+            Value::I64(a) => a.iter().next().copied().unwrap_or(0) as f64,
+        })
+    };
+    let (s, l, d) = (scalar(0)?, scalar(1)?, scalar(2)?);
+    if d == 0.0 {
+        return Err(ctx.err("Range delta 0"));
+    }
+    let n = ((l - s) / d).ceil().max(0.0) as usize;
+    Ok(match start {
+        Value::F32(_) => Value::f32(&[n], (0..n).map(|i| (s + i as f64 * d) as f32).collect())?,
+        Value::I64(_) => Value::i64(&[n], (0..n).map(|i| (s + i as f64 * d) as i64).collect())?,
+    })
+}
+
+/// A tensor of the shape in input 0 filled with `value`.
+pub fn constant_of_shape(inputs: &[Option<&Value>], value: &Value, ctx: Ctx) -> Result<Value> {
+    let shape: Vec<usize> = ctx
+        .input(inputs, 0)?
+        .to_i64_vec()
+        .iter()
+        .map(|&d| d.max(0) as usize)
+        .collect();
+    Ok(match value {
+        Value::F32(a) => Value::F32(ArrayD::from_elem(
+            IxDyn(&shape),
+            a.iter().next().copied().unwrap_or(0.0),
+        )),
+        Value::I64(a) => Value::I64(ArrayD::from_elem(
+            IxDyn(&shape),
+            a.iter().next().copied().unwrap_or(0),
+        )),
+    })
+}
+
+/// Constant-mode Pad with pads from input 1 (`[begin..., end...]`), value from input 2.
+pub fn pad(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
+    let x = ctx.f32(inputs, 0)?;
+    let pads = ctx.input(inputs, 1)?.to_i64_vec();
+    let r = x.ndim();
+    if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
+        return Err(ctx.err(format!(
+            "pads {pads:?} for rank {r} (negative pads are not supported)"
+        )));
+    }
+    let value = match inputs.get(2).copied().flatten() {
+        Some(Value::F32(v)) => v.iter().next().copied().unwrap_or(0.0),
+        _ => 0.0,
+    };
+    let shape: Vec<usize> = (0..r)
+        .map(|i| x.shape()[i] + (pads[i] + pads[i + r]) as usize)
+        .collect();
+    let mut out = ArrayD::from_elem(IxDyn(&shape), value);
+    let mut view = out.view_mut();
+    for (i, (&b, &len)) in pads.iter().zip(x.shape()).enumerate() {
+        let b = b as usize;
+        view.slice_axis_inplace(Axis(i), Slice::from(b..b + len));
+    }
+    view.assign(x);
+    Ok(Value::F32(out))
+}

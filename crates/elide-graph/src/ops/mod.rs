@@ -1,0 +1,313 @@
+//! The ops a graph can run, with validated attributes, and their evaluation.
+//!
+//! Convolutions run on elide-kernels (`Conv2d`: tiled im2col + GEMM, folded batch-norm,
+//! fused activation); everything else is written here on `ndarray`, where it is cheap next
+//! to the convolutions.
+mod conv;
+mod conv_transpose;
+mod elementwise;
+mod generate;
+mod linalg;
+mod pool;
+mod resize;
+mod shape;
+#[cfg(test)]
+mod tests;
+
+pub use conv::ConvOp;
+pub use conv_transpose::ConvTranspose;
+pub use elementwise::{Binary, Unary};
+pub use pool::{Pool, PoolKind};
+pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};
+
+use crate::{GraphError, Result, Value};
+
+/// A typed op.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// 2-D convolution with constant weights (batch-norm and activation possibly fused).
+    Conv(Box<ConvOp>),
+    /// Inference batch-norm over axis 1 (scale, bias, mean, var are constant inputs).
+    BatchNorm {
+        /// Variance epsilon.
+        eps: f32,
+    },
+    /// Element-wise function of one input.
+    Unary(Unary),
+    /// Broadcasting arithmetic on two inputs.
+    Binary(Binary),
+    /// Max or average pooling over H, W.
+    Pool(Pool),
+    /// Mean over H, W, keeping them as size 1.
+    GlobalAveragePool,
+    /// Numpy-style matrix product (batched over leading dims).
+    MatMul,
+    /// `alpha * op(A) op(B) + beta * C`.
+    Gemm {
+        /// Scale of the product.
+        alpha: f32,
+        /// Scale of C.
+        beta: f32,
+        /// Transpose A.
+        trans_a: bool,
+        /// Transpose B.
+        trans_b: bool,
+    },
+    /// Softmax along an axis.
+    Softmax {
+        /// The axis (negative counts from the end).
+        axis: i64,
+    },
+    /// To 2-D at `axis`.
+    Flatten {
+        /// Split point.
+        axis: i64,
+    },
+    /// Reshape to the shape given by input 1.
+    Reshape {
+        /// 0 in the shape copies the input's dimension unless set.
+        allowzero: bool,
+    },
+    /// Permute axes.
+    Transpose {
+        /// The permutation (empty: reverse).
+        perm: Vec<usize>,
+    },
+    /// Join along an axis.
+    Concat {
+        /// The axis.
+        axis: i64,
+    },
+    /// Slice with starts, ends, axes, steps from inputs 1-4.
+    Slice,
+    /// The input's shape as i64, dims `start..end`.
+    Shape {
+        /// First dim.
+        start: i64,
+        /// End (exclusive), `None` for all.
+        end: Option<i64>,
+    },
+    /// Take indices (input 1) along an axis.
+    Gather {
+        /// The axis.
+        axis: i64,
+    },
+    /// Insert size-1 axes (from the attribute, or input 1 from opset 13).
+    Unsqueeze {
+        /// Axes from the attribute.
+        axes: Option<Vec<i64>>,
+    },
+    /// Remove size-1 axes.
+    Squeeze {
+        /// Axes from the attribute (None: from input 1, or all size-1 axes).
+        axes: Option<Vec<i64>>,
+    },
+    /// Convert between f32 and integers.
+    Cast {
+        /// Target is floating point.
+        to_float: bool,
+    },
+    /// Pass-through.
+    Identity,
+    /// Transposed 2-D convolution with constant weights.
+    ConvTranspose(Box<ConvTranspose>),
+    /// Resize over H, W with scales (input 2) or sizes (input 3).
+    Resize(Resize),
+    /// Split along an axis.
+    Split {
+        /// The axis.
+        axis: i64,
+        /// Sizes from the attribute (else input 1, else equal parts).
+        split: Option<Vec<i64>>,
+        /// Number of outputs.
+        parts: usize,
+    },
+    /// Broadcast to a shape.
+    Expand,
+    /// Arithmetic sequence.
+    Range,
+    /// A filled tensor of a given shape.
+    ConstantOfShape {
+        /// The fill value (one element).
+        value: Value,
+    },
+    /// Constant-mode padding.
+    Pad,
+}
+
+impl Op {
+    /// Short name for `inspect`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv(_) => "Conv",
+            Op::BatchNorm { .. } => "BatchNorm",
+            Op::Unary(_) => "Unary",
+            Op::Binary(_) => "Binary",
+            Op::Pool(_) => "Pool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::MatMul => "MatMul",
+            Op::Gemm { .. } => "Gemm",
+            Op::Softmax { .. } => "Softmax",
+            Op::Flatten { .. } => "Flatten",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Concat { .. } => "Concat",
+            Op::Slice => "Slice",
+            Op::Shape { .. } => "Shape",
+            Op::Gather { .. } => "Gather",
+            Op::Unsqueeze { .. } => "Unsqueeze",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::Cast { .. } => "Cast",
+            Op::Identity => "Identity",
+            Op::ConvTranspose(_) => "ConvTranspose",
+            Op::Resize(_) => "Resize",
+            Op::Split { .. } => "Split",
+            Op::Expand => "Expand",
+            Op::Range => "Range",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Pad => "Pad",
+        }
+    }
+}
+
+/// Names a node in errors.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// Node name.
+    pub node: &'a str,
+    /// ONNX op type.
+    pub op: &'a str,
+}
+
+impl Ctx<'_> {
+    /// An "invalid node" error.
+    pub fn err(&self, detail: impl Into<String>) -> GraphError {
+        GraphError::Invalid {
+            node: self.node.to_string(),
+            op: self.op.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Input `i`, which must be present.
+    pub fn input<'v>(&self, inputs: &[Option<&'v Value>], i: usize) -> Result<&'v Value> {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| self.err(format!("input {i} is missing")))
+    }
+
+    /// Input `i` as f32.
+    pub fn f32<'v>(
+        &self,
+        inputs: &[Option<&'v Value>],
+        i: usize,
+    ) -> Result<&'v ndarray::ArrayD<f32>> {
+        let v = self.input(inputs, i)?;
+        v.as_f32()
+            .ok_or_else(|| self.err(format!("input {i} is {}, expected f32", v.dtype())))
+    }
+
+    /// Resolves a possibly negative axis against a rank.
+    pub fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
+        let a = if axis < 0 { axis + rank as i64 } else { axis };
+        if a < 0 || a >= rank as i64 {
+            return Err(self.err(format!("axis {axis} out of range for rank {rank}")));
+        }
+        Ok(a as usize)
+    }
+}
+
+/// Evaluates every op but `Conv` (which the executor runs on owned buffers) on its inputs.
+pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> {
+    let one = |v: Value| Ok(vec![v]);
+    match op {
+        Op::Conv(c) => one(c.run_borrowed(ctx.f32(inputs, 0)?, ctx)?),
+        Op::BatchNorm { eps } => one(elementwise::batch_norm(inputs, *eps, ctx)?),
+        Op::Unary(u) => one(Value::F32(u.apply(ctx.f32(inputs, 0)?))),
+        Op::Binary(b) => one(b.apply(ctx.input(inputs, 0)?, ctx.input(inputs, 1)?, ctx)?),
+        Op::Pool(p) => one(Value::F32(p.apply(ctx.f32(inputs, 0)?, ctx)?)),
+        Op::GlobalAveragePool => one(Value::F32(pool::global_average(ctx.f32(inputs, 0)?, ctx)?)),
+        Op::MatMul => one(Value::F32(linalg::matmul(
+            ctx.f32(inputs, 0)?,
+            ctx.f32(inputs, 1)?,
+            ctx,
+        )?)),
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => one(Value::F32(linalg::gemm(
+            inputs, *alpha, *beta, *trans_a, *trans_b, ctx,
+        )?)),
+        Op::Softmax { axis } => one(Value::F32(elementwise::softmax(
+            ctx.f32(inputs, 0)?,
+            *axis,
+            ctx,
+        )?)),
+        Op::Flatten { axis } => one(shape::flatten(ctx.input(inputs, 0)?, *axis, ctx)?),
+        Op::Reshape { allowzero } => one(shape::reshape(inputs, *allowzero, ctx)?),
+        Op::Transpose { perm } => one(shape::transpose(ctx.input(inputs, 0)?, perm, ctx)?),
+        Op::Concat { axis } => one(shape::concat(inputs, *axis, ctx)?),
+        Op::Slice => one(shape::slice(inputs, ctx)?),
+        Op::Shape { start, end } => one(shape::shape_of(ctx.input(inputs, 0)?, *start, *end)?),
+        Op::Gather { axis } => one(shape::gather(inputs, *axis, ctx)?),
+        Op::Unsqueeze { axes } => one(shape::unsqueeze(inputs, axes.as_deref(), ctx)?),
+        Op::Squeeze { axes } => one(shape::squeeze(inputs, axes.as_deref(), ctx)?),
+        Op::Cast { to_float } => one(shape::cast(ctx.input(inputs, 0)?, *to_float)),
+        Op::Identity => one(ctx.input(inputs, 0)?.clone()),
+        Op::ConvTranspose(c) => one(Value::F32(c.apply(ctx.f32(inputs, 0)?, ctx)?)),
+        Op::Resize(r) => one(Value::F32(resize(r, inputs, ctx)?)),
+        Op::Split { axis, split, parts } => {
+            generate::split(inputs, *axis, split.as_deref(), *parts, ctx)
+        }
+        Op::Expand => one(generate::expand(inputs, ctx)?),
+        Op::Range => one(generate::range(inputs, ctx)?),
+        Op::ConstantOfShape { value } => one(generate::constant_of_shape(inputs, value, ctx)?),
+        Op::Pad => one(generate::pad(inputs, ctx)?),
+    }
+}
+
+/// Resize with scales (input 2) or sizes (input 3) for the two trailing axes.
+fn resize(r: &Resize, inputs: &[Option<&Value>], ctx: Ctx) -> Result<ndarray::ArrayD<f32>> {
+    let x = ctx.f32(inputs, 0)?;
+    if x.ndim() != 4 {
+        return Err(ctx.err(format!("only 4-D inputs, got {:?}", x.shape())));
+    }
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    let nonempty = |i: usize| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .filter(|v| !v.shape().contains(&0))
+    };
+    let (out, scales) = if let Some(sizes) = nonempty(3) {
+        let s = sizes.to_i64_vec();
+        if s.len() != 4 || s[0] as usize != x.shape()[0] || s[1] as usize != x.shape()[1] {
+            return Err(ctx.err(format!("sizes {s:?}: only H and W may change")));
+        }
+        let (ho, wo) = (s[2].max(0) as usize, s[3].max(0) as usize);
+        ([ho, wo], [ho as f32 / h as f32, wo as f32 / w as f32])
+    } else if let Some(scales) = nonempty(2) {
+        let s: Vec<f32> = match scales {
+            Value::F32(a) => a.iter().copied().collect(),
+            Value::I64(a) => a.iter().map(|&v| v as f32).collect(),
+        };
+        if s.len() != 4 || s[0] != 1.0 || s[1] != 1.0 {
+            return Err(ctx.err(format!("scales {s:?}: only H and W may change")));
+        }
+        (
+            [
+                (h as f32 * s[2]).floor() as usize,
+                (w as f32 * s[3]).floor() as usize,
+            ],
+            [s[2], s[3]],
+        )
+    } else {
+        return Err(ctx.err("neither scales nor sizes given"));
+    };
+    r.apply(x, out, scales, ctx)
+}

@@ -1,0 +1,299 @@
+//! Shape manipulation: the ops exporters emit around reshapes and shape arithmetic.
+use super::Ctx;
+use crate::{Result, Value};
+use ndarray::{ArrayD, Axis, IxDyn, Slice};
+
+fn map<F32, I64>(v: &Value, f: F32, g: I64) -> Result<Value>
+where
+    F32: FnOnce(&ArrayD<f32>) -> Result<ArrayD<f32>>,
+    I64: FnOnce(&ArrayD<i64>) -> Result<ArrayD<i64>>,
+{
+    Ok(match v {
+        Value::F32(a) => Value::F32(f(a)?),
+        Value::I64(a) => Value::I64(g(a)?),
+    })
+}
+
+fn reshaped<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
+    Ok(a.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order(IxDyn(shape))?)
+}
+
+/// To 2-D: dims before `axis` multiply into the rows.
+pub fn flatten(v: &Value, axis: i64, ctx: Ctx) -> Result<Value> {
+    let s = v.shape();
+    let ax = if axis == s.len() as i64 {
+        s.len()
+    } else {
+        ctx.axis(axis, s.len().max(1))?
+    };
+    let rows: usize = s[..ax].iter().product();
+    let cols: usize = s[ax..].iter().product();
+    map(
+        v,
+        |a| reshaped(a, &[rows, cols]),
+        |a| reshaped(a, &[rows, cols]),
+    )
+}
+
+/// Reshape to input 1's shape (0 copies, -1 infers).
+pub fn reshape(inputs: &[Option<&Value>], allowzero: bool, ctx: Ctx) -> Result<Value> {
+    let v = ctx.input(inputs, 0)?;
+    let want = ctx.input(inputs, 1)?.to_i64_vec();
+    let s = v.shape();
+    let total: usize = s.iter().product();
+    let mut shape = Vec::with_capacity(want.len());
+    let mut infer = None;
+    for (i, &d) in want.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                shape.push(1);
+            }
+            0 if !allowzero => shape.push(
+                *s.get(i)
+                    .ok_or_else(|| ctx.err(format!("shape {want:?}: no input dim {i} to copy")))?,
+            ),
+            d if d >= 0 => shape.push(d as usize),
+            _ => return Err(ctx.err(format!("invalid target shape {want:?}"))),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = shape.iter().product();
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(ctx.err(format!("cannot reshape {s:?} to {want:?}")));
+        }
+        shape[i] = total / known;
+    }
+    if shape.iter().product::<usize>() != total {
+        return Err(ctx.err(format!(
+            "cannot reshape {s:?} ({total} values) to {shape:?}"
+        )));
+    }
+    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+}
+
+/// Permutes axes (empty `perm` reverses them).
+pub fn transpose(v: &Value, perm: &[usize], ctx: Ctx) -> Result<Value> {
+    let rank = v.shape().len();
+    let perm: Vec<usize> = if perm.is_empty() {
+        (0..rank).rev().collect()
+    } else {
+        perm.to_vec()
+    };
+    let mut seen = perm.clone();
+    seen.sort_unstable();
+    if seen != (0..rank).collect::<Vec<_>>() {
+        return Err(ctx.err(format!("perm {perm:?} is not a permutation of {rank} axes")));
+    }
+    map(
+        v,
+        |a| {
+            Ok(a.view()
+                .permuted_axes(IxDyn(&perm))
+                .as_standard_layout()
+                .into_owned())
+        },
+        |a| {
+            Ok(a.view()
+                .permuted_axes(IxDyn(&perm))
+                .as_standard_layout()
+                .into_owned())
+        },
+    )
+}
+
+/// Joins the present inputs along `axis` (all f32 or all i64).
+pub fn concat(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
+    let vals: Vec<&Value> = inputs.iter().flatten().copied().collect();
+    let first = vals.first().ok_or_else(|| ctx.err("no inputs"))?;
+    let ax = ctx.axis(axis, first.shape().len())?;
+    let err = |e: ndarray::ShapeError| {
+        let shapes: Vec<_> = vals.iter().map(|v| v.shape().to_vec()).collect();
+        ctx.err(format!("cannot concatenate {shapes:?} on axis {ax}: {e}"))
+    };
+    Ok(match first {
+        Value::F32(_) => {
+            let views: Vec<_> = vals
+                .iter()
+                .map(|v| {
+                    v.as_f32()
+                        .map(|a| a.view())
+                        .ok_or_else(|| ctx.err("mixed element types"))
+                })
+                .collect::<Result<_>>()?;
+            Value::F32(ndarray::concatenate(Axis(ax), &views).map_err(err)?)
+        }
+        Value::I64(_) => {
+            let views: Vec<_> = vals
+                .iter()
+                .map(|v| match v {
+                    Value::I64(a) => Ok(a.view()),
+                    _ => Err(ctx.err("mixed element types")),
+                })
+                .collect::<Result<_>>()?;
+            Value::I64(ndarray::concatenate(Axis(ax), &views).map_err(err)?)
+        }
+    })
+}
+
+/// ONNX Slice (opset 10+): starts, ends, optional axes and steps as inputs.
+pub fn slice(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
+    let v = ctx.input(inputs, 0)?;
+    let starts = ctx.input(inputs, 1)?.to_i64_vec();
+    let ends = ctx.input(inputs, 2)?.to_i64_vec();
+    let rank = v.shape().len();
+    let axes = match inputs.get(3).copied().flatten() {
+        Some(a) => a.to_i64_vec(),
+        None => (0..starts.len() as i64).collect(),
+    };
+    let steps = match inputs.get(4).copied().flatten() {
+        Some(s) => s.to_i64_vec(),
+        None => vec![1; starts.len()],
+    };
+    if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3] {
+        return Err(ctx.err("starts, ends, axes and steps differ in length"));
+    }
+    let mut slices = Vec::with_capacity(starts.len());
+    for i in 0..starts.len() {
+        let ax = ctx.axis(axes[i], rank)?;
+        let dim = v.shape()[ax] as i64;
+        let step = steps[i];
+        if step == 0 {
+            return Err(ctx.err("slice step 0"));
+        }
+        let clamp = |x: i64, lo: i64, hi: i64| {
+            let x = if x < 0 { x + dim } else { x };
+            x.clamp(lo, hi)
+        };
+        let (s, e) = if step > 0 {
+            (clamp(starts[i], 0, dim), clamp(ends[i], 0, dim))
+        } else {
+            (clamp(starts[i], -1, dim - 1), clamp(ends[i], -1, dim - 1))
+        };
+        let sl = if step > 0 {
+            Slice::new(s as isize, Some(e.max(s) as isize), step as isize)
+        } else {
+            // ndarray slices run start..end then step backwards from the end.
+            let lo = e + 1;
+            let hi = s + 1;
+            if hi <= lo {
+                Slice::new(0, Some(0), 1)
+            } else {
+                let n = (hi - lo + (-step) - 1) / (-step);
+                let first = s - (n - 1) * (-step);
+                Slice::new(first as isize, Some(hi as isize), step as isize)
+            }
+        };
+        slices.push((ax, sl));
+    }
+    let cut = |a: ArrayD<f32>| -> ArrayD<f32> {
+        let mut view = a.view();
+        for &(ax, sl) in &slices {
+            view.slice_axis_inplace(Axis(ax), sl);
+        }
+        view.as_standard_layout().into_owned()
+    };
+    let cut_i = |a: ArrayD<i64>| -> ArrayD<i64> {
+        let mut view = a.view();
+        for &(ax, sl) in &slices {
+            view.slice_axis_inplace(Axis(ax), sl);
+        }
+        view.as_standard_layout().into_owned()
+    };
+    Ok(match v {
+        Value::F32(a) => Value::F32(cut(a.clone())),
+        Value::I64(a) => Value::I64(cut_i(a.clone())),
+    })
+}
+
+/// The shape as a 1-D i64 tensor, dims `start..end`.
+pub fn shape_of(v: &Value, start: i64, end: Option<i64>) -> Result<Value> {
+    let s: Vec<i64> = v.shape().iter().map(|&d| d as i64).collect();
+    let r = s.len() as i64;
+    let norm = |x: i64| (if x < 0 { x + r } else { x }).clamp(0, r) as usize;
+    let (a, b) = (norm(start), norm(end.unwrap_or(r)));
+    let part = s[a..b.max(a)].to_vec();
+    Value::i64(&[part.len()], part)
+}
+
+/// Gather along `axis` with indices from input 1 (negative indices count from the end).
+pub fn gather(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
+    let v = ctx.input(inputs, 0)?;
+    let idx_v = ctx.input(inputs, 1)?;
+    let idx = idx_v.to_i64_vec();
+    let ax = ctx.axis(axis, v.shape().len())?;
+    let dim = v.shape()[ax] as i64;
+    let idx: Vec<usize> = idx
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + dim } else { i };
+            if j < 0 || j >= dim {
+                Err(ctx.err(format!("index {i} out of range for a dimension of {dim}")))
+            } else {
+                Ok(j as usize)
+            }
+        })
+        .collect::<Result<_>>()?;
+    let mut out_shape = v.shape()[..ax].to_vec();
+    out_shape.extend_from_slice(idx_v.shape());
+    out_shape.extend_from_slice(&v.shape()[ax + 1..]);
+    map(
+        v,
+        |a| reshaped(&a.select(Axis(ax), &idx), &out_shape),
+        |a| reshaped(&a.select(Axis(ax), &idx), &out_shape),
+    )
+}
+
+fn axes_from(inputs: &[Option<&Value>], attr: Option<&[i64]>) -> Option<Vec<i64>> {
+    attr.map(<[i64]>::to_vec)
+        .or_else(|| inputs.get(1).copied().flatten().map(Value::to_i64_vec))
+}
+
+/// Inserts size-1 axes.
+pub fn unsqueeze(inputs: &[Option<&Value>], attr: Option<&[i64]>, ctx: Ctx) -> Result<Value> {
+    let v = ctx.input(inputs, 0)?;
+    let axes = axes_from(inputs, attr).ok_or_else(|| ctx.err("no axes"))?;
+    let rank = v.shape().len() + axes.len();
+    let mut axes: Vec<usize> = axes
+        .iter()
+        .map(|&a| ctx.axis(a, rank))
+        .collect::<Result<_>>()?;
+    axes.sort_unstable();
+    let mut shape = v.shape().to_vec();
+    for a in axes {
+        shape.insert(a, 1);
+    }
+    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+}
+
+/// Removes size-1 axes (the given ones, or all).
+pub fn squeeze(inputs: &[Option<&Value>], attr: Option<&[i64]>, ctx: Ctx) -> Result<Value> {
+    let v = ctx.input(inputs, 0)?;
+    let s = v.shape();
+    let drop: Vec<usize> = match axes_from(inputs, attr) {
+        Some(axes) => axes
+            .iter()
+            .map(|&a| ctx.axis(a, s.len()))
+            .collect::<Result<_>>()?,
+        None => (0..s.len()).filter(|&i| s[i] == 1).collect(),
+    };
+    if let Some(&a) = drop.iter().find(|&&a| s[a] != 1) {
+        return Err(ctx.err(format!("axis {a} of {s:?} is not 1")));
+    }
+    let shape: Vec<usize> = (0..s.len())
+        .filter(|i| !drop.contains(i))
+        .map(|i| s[i])
+        .collect();
+    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+}
+
+/// Converts between f32 and integers (truncating toward zero).
+pub fn cast(v: &Value, to_float: bool) -> Value {
+    match (v, to_float) {
+        (Value::F32(a), false) => Value::I64(a.mapv(|x| x as i64)),
+        (Value::I64(a), true) => Value::F32(a.mapv(|x| x as f32)),
+        _ => v.clone(),
+    }
+}

@@ -1,0 +1,237 @@
+//! Ops against hand-computed cases and naive references.
+use super::*;
+use crate::Value;
+use ndarray::{ArrayD, IxDyn};
+
+const CTX: Ctx = Ctx { node: "t", op: "t" };
+
+fn arr(shape: &[usize], data: Vec<f32>) -> ArrayD<f32> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).unwrap()
+}
+
+fn run(op: &Op, inputs: &[Option<&Value>]) -> Vec<Value> {
+    eval(op, inputs, CTX).unwrap()
+}
+
+#[test]
+fn resize_nearest_and_linear_match_the_spec_examples() {
+    let x = arr(&[1, 1, 2, 2], vec![0., 1., 2., 3.]);
+    let near = Resize {
+        mode: ResizeMode::Nearest(NearestMode::Floor),
+        coord: CoordMode::Asymmetric,
+    };
+    let y = near.apply(&x, [4, 4], [2.0, 2.0], CTX).unwrap();
+    let want = [
+        0., 0., 1., 1., 0., 0., 1., 1., 2., 2., 3., 3., 2., 2., 3., 3.,
+    ];
+    assert_eq!(y.iter().copied().collect::<Vec<_>>(), want);
+    let lin = Resize {
+        mode: ResizeMode::Linear,
+        coord: CoordMode::HalfPixel,
+    };
+    let y = lin.apply(&x, [4, 4], [2.0, 2.0], CTX).unwrap();
+    let want = [
+        0., 0.25, 0.75, 1., 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2., 2.25, 2.75, 3.,
+    ];
+    for (a, b) in y.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{y:?}");
+    }
+    let ac = Resize {
+        mode: ResizeMode::Linear,
+        coord: CoordMode::AlignCorners,
+    };
+    let y = ac.apply(&x, [3, 3], [1.5, 1.5], CTX).unwrap();
+    assert_eq!(
+        y.iter().copied().collect::<Vec<_>>(),
+        [0., 0.5, 1., 1., 1.5, 2., 2., 2.5, 3.]
+    );
+}
+
+#[test]
+fn conv_transpose_matches_a_naive_scatter() {
+    let mut rng = elide_kernels::rng::SplitMix64::new(5);
+    for (stride, pads, k) in [
+        ([2, 2], [0, 0, 0, 0], [2, 2]),
+        ([2, 1], [1, 0, 0, 1], [3, 2]),
+        ([1, 1], [1, 1, 1, 1], [3, 3]),
+    ] {
+        let (cin, cout, h, w) = (3, 2, 4, 5);
+        let x = arr(&[1, cin, h, w], rng.vec(cin * h * w, -1.0, 1.0));
+        let wt = rng.vec(cin * cout * k[0] * k[1], -1.0, 1.0);
+        let ct = ConvTranspose {
+            weight: wt.clone(),
+            shape: [cin, cout, k[0], k[1]],
+            bias: vec![0.5, -0.5],
+            stride,
+            pads,
+            dilation: [1, 1],
+            output_padding: [0, 0],
+        };
+        let y = ct.apply(&x, CTX).unwrap();
+        let fh = (h - 1) * stride[0] + k[0];
+        let fw = (w - 1) * stride[1] + k[1];
+        let mut full = vec![0f32; cout * fh * fw];
+        for ci in 0..cin {
+            for co in 0..cout {
+                for iy in 0..h {
+                    for ix in 0..w {
+                        for ky in 0..k[0] {
+                            for kx in 0..k[1] {
+                                full[(co * fh + iy * stride[0] + ky) * fw + ix * stride[1] + kx] +=
+                                    x[[0, ci, iy, ix]]
+                                        * wt[((ci * cout + co) * k[0] + ky) * k[1] + kx];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let (ho, wo) = (fh - pads[0] - pads[2], fw - pads[1] - pads[3]);
+        assert_eq!(y.shape(), [1, cout, ho, wo]);
+        for co in 0..cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let want = full[(co * fh + oy + pads[0]) * fw + ox + pads[1]] + ct.bias[co];
+                    assert!((y[[0, co, oy, ox]] - want).abs() < 1e-5);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn slice_handles_negative_steps_and_clamping() {
+    let x = Value::f32(&[10], (0..10).map(|i| i as f32).collect()).unwrap();
+    let i = |v: Vec<i64>| Value::i64(&[v.len()], v).unwrap();
+    let (s, e, a, st) = (i(vec![-1]), i(vec![i64::MIN]), i(vec![0]), i(vec![-2]));
+    let y = run(
+        &Op::Slice,
+        &[Some(&x), Some(&s), Some(&e), Some(&a), Some(&st)],
+    );
+    assert_eq!(
+        y[0].as_f32().unwrap().iter().copied().collect::<Vec<_>>(),
+        [9., 7., 5., 3., 1.]
+    );
+    let (s, e) = (i(vec![2]), i(vec![i64::MAX]));
+    let y = run(&Op::Slice, &[Some(&x), Some(&s), Some(&e)]);
+    assert_eq!(y[0].shape(), [8]);
+}
+
+#[test]
+fn pooling_ceil_mode_and_padding() {
+    let x = arr(&[1, 1, 5, 5], (0..25).map(|i| i as f32).collect());
+    let p = Pool {
+        kind: PoolKind::Max,
+        kernel: [2, 2],
+        stride: [2, 2],
+        pads: [0; 4],
+        dilation: [1, 1],
+        ceil_mode: true,
+    };
+    let y = p.apply(&x, CTX).unwrap();
+    assert_eq!(
+        y.iter().copied().collect::<Vec<_>>(),
+        [6., 8., 9., 16., 18., 19., 21., 23., 24.]
+    );
+    let avg = Pool {
+        kind: PoolKind::Average {
+            count_include_pad: false,
+        },
+        pads: [1, 1, 1, 1],
+        kernel: [3, 3],
+        stride: [1, 1],
+        ceil_mode: false,
+        ..p
+    };
+    let y = avg.apply(&x, CTX).unwrap();
+    assert_eq!(y[[0, 0, 0, 0]], (0. + 1. + 5. + 6.) / 4.);
+    let incl = Pool {
+        kind: PoolKind::Average {
+            count_include_pad: true,
+        },
+        ..avg
+    };
+    assert_eq!(
+        incl.apply(&x, CTX).unwrap()[[0, 0, 0, 0]],
+        (0. + 1. + 5. + 6.) / 9.
+    );
+}
+
+#[test]
+fn gemm_transposes_and_broadcasts_c() {
+    let a = Value::f32(&[3, 2], vec![1., 2., 3., 4., 5., 6.]).unwrap(); // A^T is 2x3
+    let b = Value::f32(&[4, 3], (0..12).map(|i| i as f32).collect()).unwrap(); // B^T is 3x4
+    let c = Value::f32(&[4], vec![1., 1., 1., 1.]).unwrap();
+    let op = Op::Gemm {
+        alpha: 2.0,
+        beta: 0.5,
+        trans_a: true,
+        trans_b: true,
+    };
+    let y = run(&op, &[Some(&a), Some(&b), Some(&c)]);
+    let y = y[0].as_f32().unwrap();
+    assert_eq!(y.shape(), [2, 4]);
+    // y[i][j] = 2 * sum_k A[k][i] B[j][k] + 0.5
+    let (av, bv) = ([[1., 2.], [3., 4.], [5., 6.]], |j: usize, k: usize| {
+        (j * 3 + k) as f32
+    });
+    for i in 0..2 {
+        for j in 0..4 {
+            let want: f32 = 2.0 * (0..3).map(|k| av[k][i] * bv(j, k)).sum::<f32>() + 0.5;
+            assert_eq!(y[[i, j]], want);
+        }
+    }
+}
+
+#[test]
+fn shape_ops_compose_like_exporters_use_them() {
+    let x = Value::f32(&[2, 3, 4], vec![0.0; 24]).unwrap();
+    let s = run(
+        &Op::Shape {
+            start: 0,
+            end: None,
+        },
+        &[Some(&x)],
+    );
+    assert_eq!(s[0].to_i64_vec(), [2, 3, 4]);
+    let idx = Value::i64(&[], vec![-1]).unwrap();
+    let g = run(&Op::Gather { axis: 0 }, &[Some(&s[0]), Some(&idx)]);
+    assert_eq!(
+        (g[0].shape().to_vec(), g[0].to_i64_vec()),
+        (vec![], vec![4])
+    );
+    let u = run(
+        &Op::Unsqueeze {
+            axes: Some(vec![0]),
+        },
+        &[Some(&g[0])],
+    );
+    assert_eq!(u[0].shape(), [1]);
+    let m1 = Value::i64(&[1], vec![-1]).unwrap();
+    let shape = run(&Op::Concat { axis: 0 }, &[Some(&m1), Some(&u[0])]);
+    let r = run(
+        &Op::Reshape { allowzero: false },
+        &[Some(&x), Some(&shape[0])],
+    );
+    assert_eq!(r[0].shape(), [6, 4]);
+    let parts = run(
+        &Op::Split {
+            axis: 1,
+            split: Some(vec![1, 3]),
+            parts: 2,
+        },
+        &[Some(&r[0])],
+    );
+    assert_eq!(
+        (parts[0].shape(), parts[1].shape()),
+        (&[6usize, 1][..], &[6usize, 3][..])
+    );
+    let bad = Value::i64(&[1], vec![5]).unwrap();
+    assert!(eval(
+        &Op::Reshape { allowzero: false },
+        &[Some(&x), Some(&bad)],
+        CTX
+    )
+    .is_err());
+    assert!(eval(&Op::Gather { axis: 0 }, &[Some(&s[0]), Some(&bad)], CTX).is_err());
+}
