@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Write every output (name, shape, values) and the timing as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Print the time spent per op kind (one extra run).
+    #[arg(long)]
+    profile: bool,
 }
 
 fn load(path: &Path) -> Result<(Graph, [usize; 3])> {
@@ -157,6 +160,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
         Ok((outs, ms))
     })??;
     let threads = with_threads(a.threads, elide::kernels::threads::current_threads)?;
+    if a.profile {
+        profile(&g, &input, a.threads)?;
+    }
     println!(
         "dense: {ms:.2} ms (median of {} runs, {threads} thread(s))",
         a.reps
@@ -202,6 +208,35 @@ pub fn run(a: &RunArgs) -> Result<()> {
         });
         std::fs::write(path, serde_json::to_string(&doc)?)?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Wall time per op kind over one run (conv kinds split by kernel).
+fn profile(g: &Graph, input: &Value, threads: usize) -> Result<()> {
+    let mut by: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    with_threads(threads, || -> Result<()> {
+        let mut last = std::time::Instant::now();
+        g.run_with(vec![input.clone()], |k, _| {
+            let kind = match &g.nodes[k].op {
+                Op::Conv(c) => format!("Conv/{:?}", c.conv.kernel()),
+                op => op.kind().to_string(),
+            };
+            let e = by.entry(kind).or_default();
+            e.0 += last.elapsed().as_secs_f64() * 1e3;
+            e.1 += 1;
+            last = std::time::Instant::now();
+        })?;
+        Ok(())
+    })??;
+    let total: f64 = by.values().map(|v| v.0).sum();
+    let mut rows: Vec<_> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (kind, (ms, n)) in rows {
+        println!(
+            "{kind:<24} {n:>5} nodes {ms:>9.2} ms {:>5.1}%",
+            100.0 * ms / total
+        );
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ pub mod graph;
 pub mod onnx;
 pub mod ops;
 pub mod optimize;
+#[cfg(test)]
+mod optimize_tests;
 mod value;
 pub mod weights;
 pub mod zoo;

@@ -9,8 +9,10 @@ use crate::{Result, Value};
 pub fn optimize(g: &mut Graph) -> Result<[usize; 3]> {
     let folded = fold_constants(g)?;
     let bn = fold_batch_norms(g)?;
-    let act = fuse_activations(g) + fuse_silu(g);
-    Ok([folded, bn, act])
+    let affine = fold_affine(g)?;
+    let act = fuse_hardswish(g) + fuse_activations(g) + fuse_silu(g);
+    let after = fold_affine_into_next(g)?;
+    Ok([folded, bn + affine + after, act])
 }
 
 /// Evaluates nodes whose inputs are all constants (shape arithmetic on constant shapes,
@@ -204,4 +206,264 @@ pub fn fuse_silu(g: &mut Graph) -> usize {
         count += 1;
     }
     count
+}
+
+/// A constant that is one value or one per channel of a `[N, C, ...]` tensor with `c`
+/// channels, expanded to `c` values.
+fn per_channel(v: &Value, c: usize) -> Option<Vec<f32>> {
+    let a = v.as_f32()?;
+    let s = a.shape();
+    let channel_shaped = match s.len() {
+        0 => true,
+        1 => s[0] == 1,
+        _ => {
+            let lead = s.len() - 3;
+            s.len() >= 3
+                && s[..lead].iter().all(|&d| d == 1)
+                && (s[lead] == c || s[lead] == 1)
+                && s[lead + 1..].iter().all(|&d| d == 1)
+        }
+    };
+    if !channel_shaped {
+        return None;
+    }
+    let vals: Vec<f32> = a.iter().copied().collect();
+    Some(if vals.len() == 1 {
+        vec![vals[0]; c]
+    } else {
+        vals
+    })
+}
+
+/// The constant operand of a binary node reading `x`, and whether it is on the left.
+fn const_operand(g: &Graph, node: usize, x: usize) -> Option<(&Value, bool)> {
+    let n = &g.nodes[node];
+    match n.inputs[..] {
+        [Some(a), Some(b)] if a == x => g.constants.get(&b).map(|v| (v, false)),
+        [Some(a), Some(b)] if b == x => g.constants.get(&a).map(|v| (v, true)),
+        _ => None,
+    }
+}
+
+/// Conv (no activation yet) followed only by `* c`, `/ c`, `+ c` or `- c` with a scalar or
+/// per-channel constant: folded into the conv's weights and bias (batch-norm by another name,
+/// as paddle2onnx exports MobileOne/PP-LCNet blocks).
+pub fn fold_affine(g: &mut Graph) -> Result<usize> {
+    use crate::ops::Binary;
+    let mut count = 0;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let Op::Conv(c) = &g.nodes[i].op else {
+            i += 1;
+            continue;
+        };
+        let cout = c.conv.out_channels();
+        if c.conv.activation() != elide_kernels::conv::Activation::None {
+            i += 1;
+            continue;
+        }
+        let out = g.nodes[i].outputs[0];
+        let Some(j) = sole_reader(g, out) else {
+            i += 1;
+            continue;
+        };
+        let Op::Binary(op) = g.nodes[j].op else {
+            i += 1;
+            continue;
+        };
+        let Some((k, left)) = const_operand(g, j, out) else {
+            i += 1;
+            continue;
+        };
+        let Some(k) = per_channel(k, cout) else {
+            i += 1;
+            continue;
+        };
+        let (scale, shift): (Vec<f32>, Vec<f32>) = match (op, left) {
+            (Binary::Mul, _) => (k, vec![0.0; cout]),
+            (Binary::Div, false) => (k.iter().map(|v| 1.0 / v).collect(), vec![0.0; cout]),
+            (Binary::Add, _) => (vec![1.0; cout], k),
+            (Binary::Sub, false) => (vec![1.0; cout], k.iter().map(|v| -v).collect()),
+            (Binary::Sub, true) => (vec![-1.0; cout], k),
+            (Binary::Div, true) => {
+                i += 1;
+                continue;
+            }
+        };
+        if scale.iter().chain(&shift).any(|v| !v.is_finite()) {
+            i += 1;
+            continue;
+        }
+        let (zeros, ones) = (vec![0.0; cout], vec![1.0; cout]);
+        let (name, op_type) = (g.nodes[j].name.clone(), g.nodes[j].op_type.clone());
+        if let Op::Conv(c) = &mut g.nodes[i].op {
+            // An affine map is a batch-norm with mean 0, variance 1 and epsilon 0.
+            c.conv
+                .fold_batch_norm(&scale, &shift, &zeros, &ones, 0.0)
+                .map_err(|e| crate::GraphError::Invalid {
+                    node: name,
+                    op: op_type,
+                    detail: e.to_string(),
+                })?;
+        }
+        g.nodes[i].outputs[0] = g.nodes[j].outputs[0];
+        g.nodes.remove(j);
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// `x * clip(x + 3, 0, 6) / 6` (hard-swish as exporters spell it) after a conv: fused into
+/// the conv's epilogue.
+pub fn fuse_hardswish(g: &mut Graph) -> usize {
+    use crate::ops::{Binary, Unary};
+    let mut count = 0;
+    let mut i = 0;
+    'convs: while i < g.nodes.len() {
+        let is_plain_conv = matches!(&g.nodes[i].op, Op::Conv(c) if c.conv.activation() == elide_kernels::conv::Activation::None);
+        if !is_plain_conv || g.outputs.contains(&g.nodes[i].outputs[0]) {
+            i += 1;
+            continue;
+        }
+        let a = g.nodes[i].outputs[0];
+        let readers: Vec<usize> = (0..g.nodes.len())
+            .filter(|&k| g.nodes[k].inputs.contains(&Some(a)))
+            .collect();
+        let [r0, r1] = readers[..] else {
+            i += 1;
+            continue;
+        };
+        let scalar =
+            |v: Option<(&Value, bool)>| v.and_then(|(v, _)| per_channel(v, 1)).map(|v| v[0]);
+        // Which reader is the `+ 3`?
+        for (add, mul) in [(r0, r1), (r1, r0)] {
+            if !matches!(g.nodes[add].op, Op::Binary(Binary::Add))
+                || scalar(const_operand(g, add, a)) != Some(3.0)
+            {
+                continue;
+            }
+            let t1 = g.nodes[add].outputs[0];
+            let Some(clip) = sole_reader(g, t1) else {
+                continue;
+            };
+            if !matches!(g.nodes[clip].op, Op::Unary(Unary::Clip { min, max }) if min == 0.0 && max == 6.0)
+            {
+                continue;
+            }
+            let t2 = g.nodes[clip].outputs[0];
+            let ins = &g.nodes[mul].inputs;
+            if !(matches!(g.nodes[mul].op, Op::Binary(Binary::Mul))
+                && ins.contains(&Some(a))
+                && ins.contains(&Some(t2)))
+            {
+                continue;
+            }
+            if sole_reader(g, t2) != Some(mul) {
+                continue;
+            }
+            let t3 = g.nodes[mul].outputs[0];
+            let Some(div) = sole_reader(g, t3) else {
+                continue;
+            };
+            let k = scalar(const_operand(g, div, t3));
+            let ok = match g.nodes[div].op {
+                Op::Binary(Binary::Div) => {
+                    k == Some(6.0) && const_operand(g, div, t3).is_some_and(|(_, left)| !left)
+                }
+                Op::Binary(Binary::Mul) => k.is_some_and(|k| (k - 1.0 / 6.0).abs() < 1e-7),
+                _ => false,
+            };
+            if !ok {
+                continue;
+            }
+            let out = g.nodes[div].outputs[0];
+            if let Op::Conv(c) = &mut g.nodes[i].op {
+                c.conv = c
+                    .conv
+                    .clone()
+                    .with_activation(elide_kernels::conv::Activation::HardSwish);
+            }
+            g.nodes[i].outputs[0] = out;
+            let mut gone = [add, clip, mul, div];
+            gone.sort_unstable();
+            for k in gone.iter().rev() {
+                g.nodes.remove(*k);
+            }
+            count += 1;
+            continue 'convs;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// `y * s + t` (constants per channel) read only by an unpadded conv: folded into that conv's
+/// weights and bias (exact without padding), as for the affine after each activation in
+/// PP-LCNetV3.
+pub fn fold_affine_into_next(g: &mut Graph) -> Result<usize> {
+    use crate::ops::Binary;
+    let mut count = 0;
+    let mut j = 0;
+    while j < g.nodes.len() {
+        // j: Mul(y, s) with constant s; k: Add(., t) with constant t; m: the conv.
+        let (Op::Binary(Binary::Mul), [Some(p), Some(q)]) =
+            (&g.nodes[j].op, &g.nodes[j].inputs[..])
+        else {
+            j += 1;
+            continue;
+        };
+        let (y, sv) = match (g.constants.get(p), g.constants.get(q)) {
+            (Some(s), None) => (*q, s),
+            (None, Some(s)) => (*p, s),
+            _ => {
+                j += 1;
+                continue;
+            }
+        };
+        let mul_out = g.nodes[j].outputs[0];
+        let Some(k) = sole_reader(g, mul_out) else {
+            j += 1;
+            continue;
+        };
+        let add_const = match (&g.nodes[k].op, const_operand(g, k, mul_out)) {
+            (Op::Binary(Binary::Add), Some((t, _))) => Some(t.clone()),
+            _ => None,
+        };
+        let Some(t) = add_const else {
+            j += 1;
+            continue;
+        };
+        let add_out = g.nodes[k].outputs[0];
+        let Some(m) = sole_reader(g, add_out) else {
+            j += 1;
+            continue;
+        };
+        let target = match &g.nodes[m].op {
+            Op::Conv(c) if g.nodes[m].inputs.first() == Some(&Some(add_out)) => {
+                Some(c.conv.in_channels())
+            }
+            _ => None,
+        };
+        let Some(cin) = target else {
+            j += 1;
+            continue;
+        };
+        let (Some(s), Some(t)) = (per_channel(sv, cin), per_channel(&t, cin)) else {
+            j += 1;
+            continue;
+        };
+        let Op::Conv(c) = &mut g.nodes[m].op else {
+            unreachable!("matched above")
+        };
+        if c.conv.fold_input_affine(&s, &t).is_err() {
+            j += 1;
+            continue; // padded: not exact
+        }
+        g.nodes[m].inputs[0] = Some(y);
+        let (first, second) = (k.max(j), k.min(j));
+        g.nodes.remove(first);
+        g.nodes.remove(second);
+        count += 1;
+    }
+    Ok(count)
 }

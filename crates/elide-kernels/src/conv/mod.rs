@@ -148,6 +148,35 @@ impl Conv2d {
         Ok(())
     }
 
+    /// Folds a per-input-channel affine map applied to this conv's input, `x' = scale * x +
+    /// shift`, into the weights and bias. Exact only without padding (padding would see
+    /// `shift` where the original sees zeros), so padded layers are refused.
+    pub fn fold_input_affine(&mut self, scale: &[f32], shift: &[f32]) -> Result<()> {
+        let op = "Conv2d::fold_input_affine";
+        if self.params.pad != Padding::default() {
+            return param_err(op, "the layer pads its input");
+        }
+        let cin = self.in_channels;
+        if scale.len() != cin || shift.len() != cin {
+            return shape_err(op, format!("need {cin} scales and shifts"));
+        }
+        let [kh, kw] = self.params.kernel;
+        let cin_g = cin / self.params.groups;
+        let cout_g = self.out_channels / self.params.groups;
+        for oc in 0..self.out_channels {
+            let g = oc / cout_g;
+            let mut extra = 0f64;
+            for ci in 0..cin_g {
+                let c = g * cin_g + ci;
+                let taps = &mut self.weight[((oc * cin_g + ci) * kh * kw)..][..kh * kw];
+                extra += taps.iter().map(|&w| w as f64).sum::<f64>() * shift[c] as f64;
+                taps.iter_mut().for_each(|w| *w *= scale[c]);
+            }
+            self.bias[oc] += extra as f32;
+        }
+        Ok(())
+    }
+
     /// The same layer with another fused activation.
     pub fn with_activation(mut self, act: Activation) -> Self {
         self.act = act;
