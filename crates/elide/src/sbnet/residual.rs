@@ -4,7 +4,7 @@ use super::branch::Branch;
 use super::plan::{choose, span_blocks, BlockSize, LayerCost, MaskPolicy, Plan};
 use crate::{Error, Result};
 use elide_kernels::conv::{Activation, Conv2d};
-use elide_kernels::sparse::{blockwise, sparse_scatter, BlockSink, Mask, ScatterMode};
+use elide_kernels::sparse::{blockwise, sparse_scatter, BlockIndex, BlockSink, Mask, ScatterMode};
 use elide_kernels::{with_scratch, Tensor};
 
 /// `y = act(x + branch(x))` computed only in the active blocks; elsewhere `y = x`.
@@ -143,7 +143,8 @@ impl SparseResidual {
     }
 
     /// Runs a plan from [`SparseResidual::plan`] in place. Errors on NaN/inf in the inputs the
-    /// plan reads, leaving `x` unchanged.
+    /// plan reads; the dense fallback then leaves `x` unchanged, the sparse path may already
+    /// have updated the block rows above the bad value.
     pub fn run_in_place(&self, x: &mut Tensor, plan: &Plan) -> Result<()> {
         match plan {
             Plan::Dense { .. } => {
@@ -155,30 +156,75 @@ impl SparseResidual {
                 }
                 let [_, c, h, w] = x.shape();
                 let [bh, bw] = grids.output.size;
-                // Every block's result is stacked before anything is written, so updating x in
-                // place cannot feed one block's output into a neighbour's halo. The stack is
-                // per-thread scratch (every slot gets written), so repeated calls do not
-                // allocate and page-fault a fresh buffer.
+                // A block's result may only be written once no pending window reads its
+                // pixels: block rows run in order, and each row's results are staged and
+                // written back `delay` rows later, while they are still in cache (staging the
+                // whole plan first cost a memory pass this memory-bound unit could not hide).
                 let span = span_blocks(bh * bw);
                 let layout = self.branch.layout();
-                with_scratch([blocks.len(), c, bh, bw], |tiles| -> Result<()> {
-                    let sink = BlockSink::Stack(tiles);
+                let delay = self.branch.halo[0].div_ceil(bh);
+                let run_row = |x: &Tensor, row: &[BlockIndex], buf: &mut Tensor| -> Result<()> {
                     blockwise(
                         x,
-                        blocks,
+                        row,
                         grids,
                         c,
                         span,
                         layout,
-                        sink,
+                        BlockSink::Stack(buf),
                         |window, b, result| {
                             self.branch
                                 .on_tile(window, b, &grids.output, [h, w], result)
                         },
+                    )
+                };
+                let mut pending: std::collections::VecDeque<(usize, usize, Tensor)> =
+                    Default::default();
+                // Staging buffers are recycled: blockwise overwrites every slot.
+                let mut free: Vec<Vec<f32>> = Vec::new();
+                let mut start = 0;
+                while start < blocks.len() {
+                    let (n, by) = (blocks[start].n, blocks[start].by);
+                    let end = start
+                        + blocks[start..]
+                            .iter()
+                            .take_while(|b| b.n == n && b.by == by)
+                            .count();
+                    let mut data = free.pop().unwrap_or_default();
+                    data.resize((end - start) * c * bh * bw, 0.0);
+                    let mut buf = Tensor::from_vec([end - start, c, bh, bw], data)?;
+                    run_row(x, &blocks[start..end], &mut buf)?;
+                    pending.push_back((start, end, buf));
+                    // Flush rows no later window can read: other images, or `delay` rows above.
+                    while let Some(&(s0, e0, _)) = pending.front() {
+                        let b0 = blocks[s0];
+                        let readable = b0.n == n && (by as usize) < b0.by as usize + delay;
+                        if readable || (s0 == start) {
+                            break;
+                        }
+                        let (_, _, t) = pending.pop_front().expect("front exists");
+                        sparse_scatter(
+                            &t,
+                            &blocks[s0..e0],
+                            &grids.output,
+                            x,
+                            ScatterMode::Add,
+                            self.act,
+                        )?;
+                        free.push(t.into_vec());
+                    }
+                    start = end;
+                }
+                for (s0, e0, t) in pending {
+                    sparse_scatter(
+                        &t,
+                        &blocks[s0..e0],
+                        &grids.output,
+                        x,
+                        ScatterMode::Add,
+                        self.act,
                     )?;
-                    sparse_scatter(tiles, blocks, &grids.output, x, ScatterMode::Add, self.act)?;
-                    Ok(())
-                })?;
+                }
             }
         }
         Ok(())
