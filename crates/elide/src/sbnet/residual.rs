@@ -178,6 +178,10 @@ impl SparseResidual {
                         },
                     )
                 };
+                let write = |x: &mut Tensor, (s0, e0): (usize, usize), t: &Tensor| {
+                    let act = self.act;
+                    sparse_scatter(t, &blocks[s0..e0], &grids.output, x, ScatterMode::Add, act)
+                };
                 let mut pending: std::collections::VecDeque<(usize, usize, Tensor)> =
                     Default::default();
                 // Staging buffers are recycled: blockwise overwrites every slot.
@@ -203,27 +207,13 @@ impl SparseResidual {
                             break;
                         }
                         let (_, _, t) = pending.pop_front().expect("front exists");
-                        sparse_scatter(
-                            &t,
-                            &blocks[s0..e0],
-                            &grids.output,
-                            x,
-                            ScatterMode::Add,
-                            self.act,
-                        )?;
+                        write(x, (s0, e0), &t)?;
                         free.push(t.into_vec());
                     }
                     start = end;
                 }
                 for (s0, e0, t) in pending {
-                    sparse_scatter(
-                        &t,
-                        &blocks[s0..e0],
-                        &grids.output,
-                        x,
-                        ScatterMode::Add,
-                        self.act,
-                    )?;
+                    write(x, (s0, e0), &t)?;
                 }
             }
         }
