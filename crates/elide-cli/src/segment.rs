@@ -91,6 +91,10 @@ pub struct SegmentArgs {
     /// FIFA: transcripts decoded in segmentation.
     #[arg(long, default_value_t = FifaOptions::default().top_k)]
     top_k: usize,
+    /// FIFA segmentation: decode every one of the top-k transcripts for the whole budget
+    /// instead of racing them (successive halving).
+    #[arg(long)]
+    no_race: bool,
     /// FIFA: start from this segmentation instead of the mean lengths: one label per frame
     /// (class names, or ids without --mapping), whitespace or newline separated. Alignment:
     /// its labels must be the transcript; segmentation: its transcript must be in the grammar.
@@ -277,6 +281,7 @@ fn method(a: &SegmentArgs) -> Result<Method> {
                 }),
                 budget,
                 top_k: a.top_k,
+                race: !a.no_race,
                 subsample: a.subsample.max(1),
                 ..FifaOptions::default()
             })

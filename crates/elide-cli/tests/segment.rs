@@ -251,9 +251,15 @@ fn fifa_bench_writes_complete_records() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let recs = v.as_array().unwrap();
-    // Methods: exact, exact-sub30, fifa and fifa-sub30 at 2 budgets each (6); scaling: one
-    // budget (4). 2 tasks x 6 methods x (2 videos + summary) + 2 tasks x 4 methods x 1 length.
-    assert_eq!(recs.len(), 2 * 6 * 3 + 2 * 4);
+    // Methods: exact, exact-sub30, fifa and fifa-sub30 at 2 budgets each (6), segmentation
+    // also fifa-sub30-full (unraced) at both (8); scaling: one budget (4, segmentation 5).
+    // 6 + 8 methods x (2 videos + summary) + (4 + 5) methods x 1 length.
+    assert_eq!(recs.len(), (6 + 8) * 3 + 4 + 5);
+    let full = |task: &str| {
+        recs.iter()
+            .any(|r| r["task"] == task && r["method"] == "fifa-sub30-full")
+    };
+    assert!(full("segmentation") && !full("alignment"));
     for r in recs {
         for key in ["task", "method", "iters", "T", "ms", "mof", "iou"] {
             assert!(!r[key].is_null(), "{key} missing in {r}");

@@ -451,3 +451,81 @@ fn starts_from_a_given_segmentation() {
         Err(SegError::Mismatch(_))
     ));
 }
+
+/// Racing (successive halving over the top-K transcripts) against decoding every candidate
+/// for all its steps: where one transcript is clearly right, both return it, and the race's
+/// winner ran the full budget while the losers stopped early.
+#[test]
+fn racing_returns_the_transcript_of_full_decoding_on_clear_data() {
+    let mut rng = Rng::new(31);
+    let c = 6;
+    for case in 0..12 {
+        // A random transcript of 3-5 segments, its lengths, and 7 distractors.
+        let n = 3 + rng.below(3);
+        let mut tr: Vec<usize> = vec![0];
+        while tr.len() < n {
+            let k = 1 + rng.below(c - 1);
+            if *tr.last().unwrap() != k {
+                tr.push(k);
+            }
+        }
+        let lens: Vec<usize> = (0..n).map(|_| 150 + rng.below(400)).collect();
+        let gt = segments::to_frames(&segments::from_lengths(&tr, &lens).unwrap());
+        let s = clean_video(&gt, c);
+        let mut transcripts = vec![tr.clone()];
+        while transcripts.len() < 8 {
+            let m = 2 + rng.below(4);
+            let t: Vec<usize> = (0..m).map(|_| rng.below(c)).collect();
+            if t.windows(2).all(|w| w[0] != w[1]) && !transcripts.contains(&t) {
+                transcripts.push(t);
+            }
+        }
+        let g = Grammar::new(transcripts).unwrap();
+        let lm = LengthModel::uniform(c, 350.0).unwrap();
+        let opt = |race| FifaOptions {
+            iters: 40,
+            subsample: [1, 30][case % 2],
+            top_k: 8,
+            race,
+            ..Default::default()
+        };
+        let full = fifa::segment(&s, &g, &lm, &opt(false)).unwrap();
+        let raced = fifa::segment(&s, &g, &lm, &opt(true)).unwrap();
+        let labels = |f: &fifa::FifaDecoded| f.segments.iter().map(|s| s.label).collect::<Vec<_>>();
+        assert_eq!(labels(&full), tr, "case {case}: full decoding");
+        assert_eq!(labels(&raced), tr, "case {case}: racing");
+        // 8 candidates, 4 rounds of 10 steps: 8 x 10 + 4 x 10 + 2 x 10 + 10 = 150 steps.
+        assert_eq!(full.iters, 8 * 40, "case {case}");
+        assert_eq!(raced.iters, 150, "case {case}");
+        assert!((raced.energy - full.energy).abs() < 1e-9 + 1e-3 * full.energy.abs());
+    }
+}
+
+/// Problems sharing one table of unit costs give the energies and gradients of problems
+/// building their own.
+#[test]
+fn shared_unit_costs_match_per_transcript_problems() {
+    let mut rng = Rng::new(37);
+    let s = random_scores(&mut rng, 500, 7);
+    let cums = s.grid_cums(
+        &elide_segment::scores::grid(500, 13),
+        &[0, 1, 2, 3, 4, 5, 6],
+    );
+    let trs = [vec![0, 3, 1, 0], vec![2, 5], vec![6, 4, 6, 1, 3]];
+    let all: Vec<usize> = trs.iter().flatten().copied().collect();
+    let shared = std::sync::Arc::new(fifa::UnitCosts::new(&cums, &all, 20));
+    for tr in &trs {
+        let target = fifa::targets(tr, &LengthModel::uniform(7, 50.0).unwrap(), cums.units());
+        let own = Problem::on_grid(&cums, tr, target.clone(), 120.0, 0.4, 20);
+        let with = Problem::with_costs(shared.clone(), tr, target, 120.0, 0.4);
+        let z: Vec<f64> = (0..tr.len()).map(|_| rng.normal()).collect();
+        let (mut g1, mut g2) = (vec![0.0; tr.len()], vec![0.0; tr.len()]);
+        assert_eq!(own.energy_grad(&z, &mut g1), with.energy_grad(&z, &mut g2));
+        assert_eq!(g1, g2);
+        let mut l = Vec::new();
+        own.lengths_into(&z, &mut l);
+        let mut g3 = vec![0.0; tr.len()];
+        with.grad_at(&l, &mut g3, &mut fifa::Work::default());
+        assert_eq!(g1, g3, "gradient from the lengths");
+    }
+}

@@ -30,6 +30,10 @@ pub struct FifaArgs {
     /// FIFA: transcripts decoded in segmentation.
     #[arg(long, default_value_t = 8)]
     top_k: usize,
+    /// FIFA segmentation: no racing of the top-k transcripts (the `-full` rows are then
+    /// left out, being the same).
+    #[arg(long)]
+    no_race: bool,
     /// FIFA: Adam's learning rate.
     #[arg(long, default_value_t = FifaOptions::default().lr)]
     lr: f64,
@@ -90,6 +94,7 @@ pub fn run(a: &FifaArgs) -> Result<()> {
         sharpness: a.sharpness,
         bins: a.bins,
         top_k: a.top_k,
+        race: !a.no_race,
         ..FifaOptions::default()
     };
     let setup = measure::Setup::new(&ds, fifa, a.subsample, a.prior)?;

@@ -6,7 +6,9 @@ pub struct Adam {
     lr: f64,
     m: Vec<f64>,
     v: Vec<f64>,
-    t: i32,
+    /// `B1^t` and `B2^t`, kept as running products.
+    b1t: f64,
+    b2t: f64,
 }
 
 const B1: f64 = 0.9;
@@ -20,15 +22,16 @@ impl Adam {
             lr,
             m: vec![0.0; n],
             v: vec![0.0; n],
-            t: 0,
+            b1t: 1.0,
+            b2t: 1.0,
         }
     }
 
     /// One step: `x -= lr * m_hat / (sqrt(v_hat) + eps)`.
     pub fn step(&mut self, x: &mut [f64], g: &[f64]) {
-        self.t += 1;
-        let c1 = 1.0 - B1.powi(self.t);
-        let c2 = 1.0 - B2.powi(self.t);
+        self.b1t *= B1;
+        self.b2t *= B2;
+        let (c1, c2) = (1.0 - self.b1t, 1.0 - self.b2t);
         for (((x, g), m), v) in x.iter_mut().zip(g).zip(&mut self.m).zip(&mut self.v) {
             *m = B1 * *m + (1.0 - B1) * g;
             *v = B2 * *v + (1.0 - B2) * g * g;

@@ -1,7 +1,8 @@
 //! The transcript model for FIFA's segmentation: grammar transcripts ranked by the energy of
 //! their initial (mean-length) segmentation, which costs O(N) per transcript from the grid's
 //! cumulative sums.
-use super::{cums, targets, FifaOptions};
+use super::energy::round_pos;
+use super::{cums, FifaOptions};
 use crate::error::Result;
 use crate::length::LengthModel;
 use crate::scores::{FrameScores, GridCums};
@@ -38,14 +39,16 @@ pub(super) fn rank_on(
         if tr.is_empty() || tr.len() > m {
             continue;
         }
-        let target = targets(tr, lengths, m);
+        // The targets of [`targets`], without allocating them.
+        let sum: f64 = tr.iter().map(|&c| lengths.mean(c)).sum();
         let (mut e, mut acc, mut prev) = (0.0, 0.0, 0usize);
-        for (k, (&c, lam)) in tr.iter().zip(&target).enumerate() {
+        for (k, &c) in tr.iter().enumerate() {
+            let lam = lengths.mean(c) * m as f64 / sum;
             acc += lam;
             let b = if k + 1 == tr.len() {
                 m
             } else {
-                (acc.round() as usize).clamp(prev + 1, m - (tr.len() - k - 1))
+                round_pos(acc).clamp(prev + 1, m - (tr.len() - k - 1))
             };
             let row = cums.row(c);
             // Costs are negated scores; the length term is |round - target|.

@@ -75,8 +75,10 @@ impl Setup {
         })
     }
 
-    /// The methods: exact, exact subsampled, FIFA at each budget.
-    fn methods(&self, iters: &[usize]) -> Vec<(String, usize, Method)> {
+    /// The methods: exact, exact subsampled, FIFA at each budget; for segmentation also
+    /// FIFA on chunks without racing (`fifa-subN-full`: every top-K transcript for the whole
+    /// budget).
+    fn methods(&self, iters: &[usize], task: &str) -> Vec<(String, usize, Method)> {
         let mut m = vec![
             (
                 "exact".to_string(),
@@ -102,6 +104,20 @@ impl Setup {
                     Method::Fifa(FifaOptions {
                         iters: i,
                         subsample: sub,
+                        ..self.fifa.clone()
+                    }),
+                ));
+            }
+        }
+        if task == "segmentation" && self.fifa.race {
+            for &i in iters {
+                m.push((
+                    format!("{}-full", fifa_name(self.subsample)),
+                    i,
+                    Method::Fifa(FifaOptions {
+                        iters: i,
+                        subsample: self.subsample,
+                        race: false,
                         ..self.fifa.clone()
                     }),
                 ));
@@ -204,7 +220,7 @@ pub fn videos(
 ) -> Result<(Vec<Record>, Vec<Record>)> {
     let (mut out, mut summary) = (Vec::new(), Vec::new());
     for task_name in TASKS {
-        for m in setup.methods(iters) {
+        for m in setup.methods(iters, task_name) {
             let start = std::time::Instant::now();
             let mut acc = Accumulator::default();
             let (mut ms, mut frames) = (0.0, 0.0);
@@ -256,7 +272,7 @@ pub fn scaling(
     for &t in lengths.iter().filter(|&&t| t > 0) {
         let vs: Vec<SynthVideo> = videos.iter().map(|v| resample(v, t)).collect();
         for task_name in TASKS {
-            for m in setup.methods(&[iters]) {
+            for m in setup.methods(&[iters], task_name) {
                 let rs = vs
                     .iter()
                     .map(|v| one(setup, "scaling", task_name, &m, v, reps).map(|r| r.0))
