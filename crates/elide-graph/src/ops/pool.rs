@@ -71,12 +71,17 @@ impl Pool {
         let src = x.as_slice().expect("standard layout");
         let mut out = Array4::<f32>::zeros((n, c, ho, wo));
         let p = *self;
+        let separable = p.kind == PoolKind::Max && p.stride == [1, 1] && p.dilation == [1, 1];
         out.as_slice_mut()
             .expect("fresh array")
             .par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(plane, o)| {
                 let xin = &src[plane * h * w..(plane + 1) * h * w];
+                if separable {
+                    p.max_separable(xin, h, w, o, wo);
+                    return;
+                }
                 for oy in 0..ho {
                     for ox in 0..wo {
                         o[oy * wo + ox] = p.window(xin, h, w, oy, ox);
@@ -84,6 +89,37 @@ impl Pool {
                 }
             });
         Ok(out.into_dyn())
+    }
+
+    /// Stride-1 max pooling as a max over columns, then over rows (kh + kw comparisons per
+    /// output instead of kh * kw; YOLO's SPPF runs three 5x5 pools).
+    fn max_separable(&self, xin: &[f32], h: usize, w: usize, o: &mut [f32], wo: usize) {
+        let [kh, kw] = self.kernel;
+        let (pt, pl) = (self.pads[0] as isize, self.pads[1] as isize);
+        let ho = o.len() / wo;
+        // Row maxima at every output column, for every input row.
+        let mut rows = vec![f32::NEG_INFINITY; h * wo];
+        for y in 0..h {
+            let irow = &xin[y * w..(y + 1) * w];
+            for (ox, r) in rows[y * wo..(y + 1) * wo].iter_mut().enumerate() {
+                let lo = (ox as isize - pl).max(0) as usize;
+                let hi = ((ox as isize - pl + kw as isize).min(w as isize)).max(0) as usize;
+                *r = irow[lo.min(hi)..hi]
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            }
+        }
+        for oy in 0..ho {
+            let lo = (oy as isize - pt).max(0) as usize;
+            let hi = ((oy as isize - pt + kh as isize).min(h as isize)).max(0) as usize;
+            let orow = &mut o[oy * wo..(oy + 1) * wo];
+            orow.fill(f32::NEG_INFINITY);
+            for y in lo.min(hi)..hi {
+                orow.iter_mut()
+                    .zip(&rows[y * wo..(y + 1) * wo])
+                    .for_each(|(a, &b)| *a = a.max(b));
+            }
+        }
     }
 
     fn window(&self, xin: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> f32 {

@@ -235,3 +235,45 @@ fn shape_ops_compose_like_exporters_use_them() {
     .is_err());
     assert!(eval(&Op::Gather { axis: 0 }, &[Some(&s[0]), Some(&bad)], CTX).is_err());
 }
+
+#[test]
+fn separable_max_pool_matches_the_window_loop() {
+    let mut rng = elide_kernels::rng::SplitMix64::new(12);
+    for (k, pad) in [
+        ([5, 5], [2, 2, 2, 2]),
+        ([3, 2], [1, 0, 0, 1]),
+        ([2, 3], [0, 0, 0, 0]),
+    ] {
+        let x = arr(&[1, 2, 7, 9], rng.vec(126, -1.0, 1.0));
+        let fast = Pool {
+            kind: PoolKind::Max,
+            kernel: k,
+            stride: [1, 1],
+            pads: pad,
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        // Against a direct evaluation of every window.
+        let y = fast.apply(&x, CTX).unwrap();
+        let (h, w) = (7isize, 9isize);
+        for c in 0..2 {
+            for oy in 0..y.shape()[2] {
+                for ox in 0..y.shape()[3] {
+                    let mut m = f32::NEG_INFINITY;
+                    for ky in 0..k[0] as isize {
+                        for kx in 0..k[1] as isize {
+                            let (iy, ix) = (
+                                oy as isize + ky - pad[0] as isize,
+                                ox as isize + kx - pad[1] as isize,
+                            );
+                            if iy >= 0 && ix >= 0 && iy < h && ix < w {
+                                m = m.max(x[[0, c, iy as usize, ix as usize]]);
+                            }
+                        }
+                    }
+                    assert_eq!(y[[0, c, oy, ox]], m);
+                }
+            }
+        }
+    }
+}

@@ -53,7 +53,67 @@ impl Activation {
                 let v = *x + bias;
                 *x = v * (v + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
             }),
+            // Sigmoid-based activations with a vectorisable exp: libm's expf, called per
+            // element, was 10% of YOLOv8n's run time.
+            Activation::Silu => map(xs, |v| {
+                let v = v + bias;
+                v / (1.0 + exp(-v))
+            }),
+            Activation::Sigmoid => map(xs, |v| 1.0 / (1.0 + exp(-(v + bias)))),
             _ => xs.iter_mut().for_each(|x| *x = self.apply(*x + bias)),
         }
+    }
+}
+
+/// `xs[i] = f(xs[i])`, compiled for AVX2+FMA too and chosen at run time.
+#[inline]
+fn map(xs: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { map_avx2(xs, f) };
+        return;
+    }
+    xs.iter_mut().for_each(|x| *x = f(*x));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_avx2(xs: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+    xs.iter_mut().for_each(|x| *x = f(*x));
+}
+
+/// `e^x` to about 2 ulp (Cephes' expf: `x = n ln2 + r`, a degree-5 polynomial for `e^r` on
+/// `|r| <= ln2/2`, `2^n` from the exponent bits), written so the compiler vectorises it.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 0.166_666_65;
+    let p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fast_exp_is_within_a_few_ulp() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = super::exp(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
     }
 }

@@ -45,6 +45,10 @@ impl Rect {
     }
 }
 
+thread_local! {
+    static PHASES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Fills `col` (`cin_g*kh*kw` rows of `rect.pixels()` values) with the receptive fields of the
 /// output pixels in `rect`, input channels `c0..c0+cin_g`; zeros where a window leaves the image.
 pub(super) fn im2col_rect(
@@ -59,34 +63,65 @@ pub(super) fn im2col_rect(
     let [kh, kw] = p.kernel;
     let npix = rect.pixels();
     let [sy, sx] = [p.stride[0] as isize, p.stride[1] as isize];
-    for ci in 0..cin_g {
-        let xin = x.plane(rect.n, c0 + ci);
-        for ky in 0..kh {
-            for kx in 0..kw {
-                let r = (ci * kh + ky) * kw + kx;
-                let dst = &mut col[r * npix..(r + 1) * npix];
-                let shift = rect.x0 * sx + (kx * p.dilation[1]) as isize - p.pad.left as isize;
-                let (lo, hi) = valid_span(rect.cols, w, shift, p.stride[1]);
-                for (j, drow) in dst.chunks_exact_mut(rect.cols).enumerate() {
-                    let iy = (rect.y0 + j as isize) * sy + (ky * p.dilation[0]) as isize
-                        - p.pad.top as isize;
-                    if iy < 0 || iy >= h as isize || lo == hi {
-                        drow.fill(0.0);
-                        continue;
+    // Strided columns: the band's input rows are split once per channel into `sx` phase rows
+    // (every sx-th value), so each tap is a contiguous copy instead of a strided gather that
+    // ran kh*kw times per input row.
+    let wq = w.div_ceil(p.stride[1]);
+    let band_lo = (rect.y0 * sy - p.pad.top as isize).clamp(0, h as isize) as usize;
+    let band_hi = ((rect.y0 + rect.rows as isize - 1) * sy + ((kh - 1) * p.dilation[0]) as isize
+        - p.pad.top as isize
+        + 1)
+    .clamp(0, h as isize) as usize;
+    let band = band_hi.saturating_sub(band_lo);
+    PHASES.with(|buf| {
+        let mut phases = buf.borrow_mut();
+        if sx > 1 {
+            phases.resize(sx as usize * band * wq, 0.0);
+        }
+        for ci in 0..cin_g {
+            let xin = x.plane(rect.n, c0 + ci);
+            if sx > 1 {
+                for (b, iy) in (band_lo..band_hi).enumerate() {
+                    let irow = &xin[iy * w..(iy + 1) * w];
+                    for r in 0..sx as usize {
+                        let dst = &mut phases[(r * band + b) * wq..][..wq];
+                        for (d, &v) in dst
+                            .iter_mut()
+                            .zip(irow[r.min(w)..].iter().step_by(sx as usize))
+                        {
+                            *d = v;
+                        }
                     }
-                    let irow = &xin[iy as usize * w..(iy as usize + 1) * w];
-                    drow[..lo].fill(0.0);
-                    drow[hi..].fill(0.0);
-                    if sx == 1 {
-                        let s = (lo as isize + shift) as usize;
-                        copy_row(&mut drow[lo..hi], &irow[s..s + hi - lo]);
-                    } else {
-                        for (ox, d) in drow.iter_mut().enumerate().take(hi).skip(lo) {
-                            *d = irow[(ox as isize * sx + shift) as usize];
+                }
+            }
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let r = (ci * kh + ky) * kw + kx;
+                    let dst = &mut col[r * npix..(r + 1) * npix];
+                    let shift = rect.x0 * sx + (kx * p.dilation[1]) as isize - p.pad.left as isize;
+                    let (lo, hi) = valid_span(rect.cols, w, shift, p.stride[1]);
+                    let (q, phase) = (shift.div_euclid(sx), shift.rem_euclid(sx) as usize);
+                    for (j, drow) in dst.chunks_exact_mut(rect.cols).enumerate() {
+                        let iy = (rect.y0 + j as isize) * sy + (ky * p.dilation[0]) as isize
+                            - p.pad.top as isize;
+                        if iy < 0 || iy >= h as isize || lo == hi {
+                            drow.fill(0.0);
+                            continue;
+                        }
+                        drow[..lo].fill(0.0);
+                        drow[hi..].fill(0.0);
+                        if sx == 1 {
+                            let irow = &xin[iy as usize * w..(iy as usize + 1) * w];
+                            let s = (lo as isize + shift) as usize;
+                            copy_row(&mut drow[lo..hi], &irow[s..s + hi - lo]);
+                        } else {
+                            let row = (phase * band + iy as usize - band_lo) * wq;
+                            let s = (lo as isize + q) as usize;
+                            copy_row(&mut drow[lo..hi], &phases[row + s..row + s + hi - lo]);
                         }
                     }
                 }
             }
         }
-    }
+    });
 }
