@@ -1,4 +1,5 @@
 //! `elide`: the command line. `elide demo` runs the embedded default; `elide bench ...` measures.
+mod bayes;
 mod bench;
 mod demo;
 mod model;
@@ -27,6 +28,9 @@ enum Command {
     Inspect(model::InspectArgs),
     /// Run an ONNX model on a .npy input (dense): outputs (top-5) and latency.
     Run(model::RunArgs),
+    /// Sparse networks by variational Bayes: simulate, fit, predict, bench.
+    #[command(subcommand)]
+    Bayes(bayes::BayesCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Command::Segment(args) => segment::run(&args),
         Command::Inspect(args) => model::inspect(&args),
         Command::Run(args) => model::run(&args),
+        Command::Bayes(cmd) => bayes::run(cmd),
     }
 }

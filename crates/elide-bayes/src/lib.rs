@@ -1,0 +1,50 @@
+//! Sparse networks by variational Bayes: spike-and-slab layers after Bai, Song & Cheng,
+//! "Efficient Variational Inference for Sparse Deep Learning with Theoretical Guarantee"
+//! (NeurIPS 2020).
+//!
+//! - [`prior`]: the spike-and-slab prior, the theory's `lambda`, the closed-form KL.
+//! - [`layer`] / [`net`]: [`SpikeSlabLinear`] (variational `(phi, mu, sigma)` per weight as
+//!   candle `Var`s, reparameterised slab, hard binary Concrete with a straight-through
+//!   gradient, [`concrete`]) and [`SpikeSlabNet`] (ReLU MLP, Gaussian or categorical likelihood).
+//! - [`train`]: minibatch ELBO (KL / number of batches) with Adam; [`predict`]: averages of `S`
+//!   samples with credible intervals; [`select`]: inclusion probabilities, density, variable
+//!   selection.
+//! - [`io`]: safetensors + JSON description; [`csv`]: numeric CSV tables with clear errors.
+//! - [`sparse`]: the posterior network (`phi > 0.5`, means) as CSR layers with a fast kernel.
+//! - [`simulate`]: the papers' simulation.
+//!
+//! ```
+//! use candle_core::DType;
+//! use elide_bayes::{Arch, Init, Likelihood, Prior, SpikeSlabNet};
+//! let arch = Arch::uniform(4, 1, 3, 1);
+//! let prior = Prior::new(0.1, 1.0)?;
+//! let lik = Likelihood::Gaussian { sigma: 1.0, learned: false };
+//! let net = SpikeSlabNet::new(arch, prior, lik, &Init::default(), 7, DType::F32)?;
+//! assert_eq!(net.arch.params(), 4 * 3 + 3 + 3 + 1);
+//! let sparse = elide_bayes::sparse::SparseNet::from_posterior(&net)?;
+//! assert_eq!(sparse.forward(&[0.0; 8], 2)?.len(), 2);
+//! # Ok::<(), elide_bayes::BayesError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod concrete;
+pub mod csv;
+pub mod data;
+pub mod error;
+pub mod io;
+pub mod layer;
+pub mod net;
+pub mod ops;
+pub mod predict;
+pub mod prior;
+pub mod rng;
+pub mod select;
+pub mod simulate;
+pub mod sparse;
+pub mod train;
+
+pub use data::{Dataset, Targets};
+pub use error::{BayesError, Result};
+pub use layer::{Init, SpikeSlabLinear};
+pub use net::{Arch, Likelihood, SpikeSlabNet};
+pub use prior::Prior;

@@ -1,0 +1,215 @@
+//! [`SpikeSlabNet`]: a ReLU multi-layer perceptron of [`SpikeSlabLinear`] layers with a
+//! Gaussian (regression) or categorical (classification) likelihood.
+use crate::data::Targets;
+use crate::error::{BayesError, Result};
+use crate::layer::{Init, SpikeSlabLinear};
+use crate::ops::log_softmax_rows;
+use crate::prior::{Prior, TheorySizes};
+use crate::rng::Rng;
+use candle_core::{DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+/// The shape of a network: inputs, hidden widths, outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arch {
+    /// Number of inputs `p`.
+    pub inputs: usize,
+    /// Width of each hidden layer (ReLU after each).
+    pub hidden: Vec<usize>,
+    /// Number of outputs (1 for regression, classes for classification).
+    pub outputs: usize,
+}
+
+impl Arch {
+    /// `inputs`, then `layers` hidden layers of `width`, then `outputs`.
+    pub fn uniform(inputs: usize, layers: usize, width: usize, outputs: usize) -> Self {
+        Self {
+            inputs,
+            hidden: vec![width; layers],
+            outputs,
+        }
+    }
+
+    /// Layer sizes in order, inputs first.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![self.inputs];
+        s.extend(&self.hidden);
+        s.push(self.outputs);
+        s
+    }
+
+    /// Total number of weights and biases.
+    pub fn params(&self) -> usize {
+        self.sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
+    /// The sizes that the theory's `lambda` depends on, for `samples` training points.
+    pub fn theory_sizes(&self, samples: usize) -> TheorySizes {
+        TheorySizes {
+            params: self.params(),
+            hidden_layers: self.hidden.len(),
+            width: self.hidden.iter().copied().max().unwrap_or(self.outputs),
+            samples,
+            inputs: self.inputs,
+        }
+    }
+}
+
+/// The observation model.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Likelihood {
+    /// `y ~ N(f(x), sigma^2)`; `learned` makes `log sigma` a variable starting at `sigma`.
+    Gaussian {
+        /// The noise standard deviation (the initial value when learned).
+        sigma: f64,
+        /// Whether `sigma` is learned (by maximising the ELBO).
+        learned: bool,
+    },
+    /// `y ~ Categorical(softmax(f(x)))` over `outputs` classes.
+    Categorical,
+}
+
+/// A spike-and-slab ReLU network with its prior and likelihood.
+#[derive(Debug)]
+pub struct SpikeSlabNet {
+    /// The shape.
+    pub arch: Arch,
+    /// The layers, inputs first.
+    pub layers: Vec<SpikeSlabLinear>,
+    /// The prior of every weight and bias.
+    pub prior: Prior,
+    /// The likelihood.
+    pub likelihood: Likelihood,
+    /// `log sigma` of the Gaussian noise (a variable when learned).
+    pub log_noise: Var,
+}
+
+impl SpikeSlabNet {
+    /// A freshly initialised network.
+    pub fn new(
+        arch: Arch,
+        prior: Prior,
+        likelihood: Likelihood,
+        init: &Init,
+        seed: u64,
+        dtype: DType,
+    ) -> Result<Self> {
+        let dev = Device::Cpu;
+        if let Likelihood::Gaussian { sigma, .. } = likelihood {
+            if !(sigma > 0.0 && sigma.is_finite()) {
+                return Err(BayesError::Config(format!(
+                    "noise sigma {sigma} is not positive"
+                )));
+            }
+        } else if arch.outputs < 2 {
+            return Err(BayesError::Config(
+                "a categorical likelihood needs >= 2 outputs".into(),
+            ));
+        }
+        let mut rng = Rng::new(seed);
+        let layers = arch
+            .sizes()
+            .windows(2)
+            .map(|w| SpikeSlabLinear::new(w[0], w[1], init, &mut rng, dtype, &dev))
+            .collect::<Result<Vec<_>>>()?;
+        let s = match likelihood {
+            Likelihood::Gaussian { sigma, .. } => sigma,
+            Likelihood::Categorical => 1.0,
+        };
+        let log_noise = Var::from_tensor(&Tensor::new(s.ln(), &dev)?.to_dtype(dtype)?)?;
+        Ok(Self {
+            arch,
+            layers,
+            prior,
+            likelihood,
+            log_noise,
+        })
+    }
+
+    /// The element type of the parameters.
+    pub fn dtype(&self) -> DType {
+        self.log_noise.dtype()
+    }
+
+    /// One Monte Carlo sample of the network's output for `x` (`[n, inputs]`): `[n, outputs]`.
+    pub fn forward_sample(&self, x: &Tensor, rng: &mut Rng, temperature: f64) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward_sample(&h, rng, temperature)?;
+            if i + 1 < self.layers.len() {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// The KL of the whole variational posterior from the prior.
+    pub fn kl(&self) -> Result<Tensor> {
+        let mut k = self.layers[0].kl(&self.prior)?;
+        for l in &self.layers[1..] {
+            k = (k + l.kl(&self.prior)?)?;
+        }
+        Ok(k)
+    }
+
+    /// The negative log-likelihood of `targets` given outputs `f`, summed over the batch.
+    pub fn nll(&self, f: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        match self.likelihood {
+            Likelihood::Gaussian { .. } => {
+                let n = f.dim(0)? as f64;
+                let ls = self.log_noise.as_tensor();
+                let inv_var = (ls * -2.0)?.exp()?;
+                let sq = (f - targets)?.sqr()?.sum_all()?;
+                let fit = ((sq * inv_var)? * 0.5)?;
+                let norm = ((ls * n)? + 0.5 * n * std::f64::consts::TAU.ln())?;
+                Ok((fit + norm)?)
+            }
+            Likelihood::Categorical => Ok((log_softmax_rows(f)? * targets)?.sum_all()?.neg()?),
+        }
+    }
+
+    /// The current noise standard deviation (Gaussian likelihood).
+    pub fn noise_sigma(&self) -> Result<f64> {
+        Ok(self
+            .log_noise
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?
+            .exp())
+    }
+
+    /// The variables the optimizer updates.
+    pub fn vars(&self) -> Vec<Var> {
+        let mut v: Vec<Var> = self.layers.iter().flat_map(|l| l.vars()).collect();
+        if let Likelihood::Gaussian { learned: true, .. } = self.likelihood {
+            v.push(self.log_noise.clone());
+        }
+        v
+    }
+
+    /// `targets` as the tensor [`Self::nll`] expects: `[n, 1]` values or `[n, k]` one-hot.
+    pub fn target_tensor(&self, t: &Targets, idx: &[usize]) -> Result<Tensor> {
+        let dev = Device::Cpu;
+        let k = self.arch.outputs;
+        let dt = self.dtype();
+        match (t, self.likelihood) {
+            (Targets::Values(v), Likelihood::Gaussian { .. }) => {
+                let b: Vec<f32> = idx.iter().map(|&i| v[i]).collect();
+                Ok(Tensor::from_vec(b, (idx.len(), 1), &dev)?.to_dtype(dt)?)
+            }
+            (Targets::Labels(l), Likelihood::Categorical) => {
+                let mut oh = vec![0f32; idx.len() * k];
+                for (r, &i) in idx.iter().enumerate() {
+                    let c = l[i] as usize;
+                    if c >= k {
+                        return Err(BayesError::Data(format!("label {c} not in 0..{k}")));
+                    }
+                    oh[r * k + c] = 1.0;
+                }
+                Ok(Tensor::from_vec(oh, (idx.len(), k), &dev)?.to_dtype(dt)?)
+            }
+            _ => Err(BayesError::Data(
+                "targets do not match the likelihood".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! `elide bayes fit` and `elide bayes predict`: CSV in, a saved model (safetensors + JSON) out,
+//! and predictions from a saved model.
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use clap::Args;
+use elide_bayes::csv::Table;
+use elide_bayes::data::{Dataset, Standardizer, Targets};
+use elide_bayes::predict::{predict as mc_predict, rmse};
+use elide_bayes::prior::theory_lambda;
+use elide_bayes::select::{density, selected_inputs};
+use elide_bayes::train::{train, TrainConfig};
+use elide_bayes::{io, Arch, Init, Likelihood, Prior, SpikeSlabNet};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Options of `elide bayes fit`.
+#[derive(Args)]
+pub struct FitArgs {
+    /// Training data: CSV with a header row, numeric cells.
+    #[arg(long)]
+    data: PathBuf,
+    /// The target column.
+    #[arg(long)]
+    target: String,
+    /// Classification with this many classes (labels 0..K-1); regression without it.
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Width of each hidden layer.
+    #[arg(long, default_value_t = 16)]
+    width: usize,
+    /// Training epochs.
+    #[arg(long, default_value_t = 500)]
+    epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    lr: f64,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Slab standard deviation sigma0.
+    #[arg(long, default_value_t = 1.3)]
+    sigma0: f64,
+    /// delta in the theory's lambda.
+    #[arg(long, default_value_t = 0.1)]
+    delta: f64,
+    /// Regression: keep the noise fixed at this standard deviation (of the standardised
+    /// target) instead of learning it.
+    #[arg(long)]
+    noise: Option<f64>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to save the model (a JSON description is written beside it).
+    #[arg(long, default_value = "model.safetensors")]
+    out: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the CLI keeps with a model to predict on new CSV files.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    target: String,
+    columns: Vec<String>,
+    inputs: Standardizer,
+    /// Regression: mean and standard deviation of the target.
+    target_scale: Option<(f64, f64)>,
+}
+
+#[derive(Serialize)]
+struct FitReport {
+    model: PathBuf,
+    rows: usize,
+    inputs: usize,
+    lambda: f64,
+    elbo: f64,
+    density: f64,
+    selected: Vec<String>,
+    train_rmse: Option<f64>,
+    train_accuracy: Option<f64>,
+    noise_sigma: Option<f64>,
+}
+
+/// Fits and saves a model.
+pub fn fit(a: &FitArgs) -> Result<()> {
+    let table = Table::read(&a.data)?;
+    let (mut data, columns, inputs) = table.dataset(&a.target, a.classes)?;
+    let mut target_scale = None;
+    if let Targets::Values(v) = &mut data.targets {
+        let st = Standardizer::fit(v, v.len(), 1);
+        st.apply(v);
+        target_scale = Some((st.mean[0], st.std[0]));
+    }
+    let outputs = a.classes.unwrap_or(1);
+    if a.layers == 0 || a.width == 0 {
+        bail!("--layers and --width must be at least 1");
+    }
+    let arch = Arch::uniform(data.p, a.layers, a.width, outputs);
+    let lambda = theory_lambda(arch.theory_sizes(data.n), a.delta)?;
+    let prior = Prior::new(lambda, a.sigma0)?;
+    let lik = match (a.classes, a.noise) {
+        (Some(_), _) => Likelihood::Categorical,
+        (None, Some(s)) => Likelihood::Gaussian {
+            sigma: s,
+            learned: false,
+        },
+        (None, None) => Likelihood::Gaussian {
+            sigma: 0.5,
+            learned: true,
+        },
+    };
+    let net = SpikeSlabNet::new(arch, prior, lik, &Init::default(), a.seed, DType::F32)?;
+    let cfg = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let bar = ProgressBar::new(a.epochs as u64).with_style(ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} epochs {msg}",
+    )?);
+    let hist = train(&net, &data, &cfg, |s| {
+        bar.inc(1);
+        bar.set_message(format!("ELBO {:.1}, density {:.3}", s.elbo, s.density));
+    })?;
+    bar.finish_and_clear();
+    let pred = mc_predict(&net, &data.x_tensor(DType::F32)?, 30, 0.95, a.seed ^ 7)?;
+    let (train_rmse, train_accuracy) = match &data.targets {
+        Targets::Values(v) => (
+            Some(rmse(&pred.mean, v) * target_scale.map_or(1.0, |s| s.1)),
+            None,
+        ),
+        Targets::Labels(l) => {
+            let ok = pred
+                .classes()
+                .iter()
+                .zip(l)
+                .filter(|(p, &t)| **p == t as usize)
+                .count();
+            (None, Some(ok as f64 / l.len() as f64))
+        }
+    };
+    let meta = Meta {
+        target: a.target.clone(),
+        columns: columns.clone(),
+        inputs,
+        target_scale,
+    };
+    io::save(&net, &a.out, serde_json::to_value(&meta)?)?;
+    let report = FitReport {
+        model: a.out.clone(),
+        rows: data.n,
+        inputs: data.p,
+        lambda,
+        elbo: hist.last().map_or(f64::NAN, |h| h.elbo),
+        density: density(&net)?,
+        selected: selected_inputs(&net, 0.5)?
+            .iter()
+            .map(|&i| columns[i].clone())
+            .collect(),
+        train_rmse,
+        train_accuracy,
+        noise_sigma: match lik {
+            Likelihood::Gaussian { .. } => {
+                Some(net.noise_sigma()? * target_scale.map_or(1.0, |s| s.1))
+            }
+            Likelihood::Categorical => None,
+        },
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "saved {} (+ {})",
+            a.out.display(),
+            io::description_path(&a.out).display()
+        );
+        println!(
+            "rows {}, inputs {}, lambda {:.3e}",
+            report.rows, report.inputs, lambda
+        );
+        println!(
+            "final ELBO {:.2}, density (phi > 0.5) {:.4}",
+            report.elbo, report.density
+        );
+        if let Some(r) = train_rmse {
+            println!(
+                "train RMSE {r:.4}, noise sigma {:.4}",
+                report.noise_sigma.unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(acc) = train_accuracy {
+            println!("train accuracy {:.4}", acc);
+        }
+        println!(
+            "selected inputs ({}): {}",
+            report.selected.len(),
+            report.selected.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Options of `elide bayes predict`.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model saved by `elide bayes fit`.
+    model: PathBuf,
+    /// CSV with (at least) the model's input columns; the target column, if present, is scored.
+    #[arg(long)]
+    data: PathBuf,
+    /// Monte Carlo samples averaged.
+    #[arg(long, default_value_t = 30)]
+    samples: usize,
+    /// Seed of the samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Predicts with a saved model; CSV on stdout, the score (if the target is present) on stderr.
+pub fn predict(a: &PredictArgs) -> Result<()> {
+    let (net, desc) = io::load(&a.model)?;
+    let meta: Meta = serde_json::from_value(desc.meta).context(
+        "the model's description has no CLI metadata (was it saved by `elide bayes fit`?)",
+    )?;
+    let table = Table::read(&a.data)?;
+    let idx = meta
+        .columns
+        .iter()
+        .map(|c| table.column(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let w = table.columns.len();
+    let mut x: Vec<f32> = (0..table.rows)
+        .flat_map(|r| idx.iter().map(move |&c| (r, c)))
+        .map(|(r, c)| table.values[r * w + c] as f32)
+        .collect();
+    meta.inputs.apply(&mut x);
+    let xt = Tensor::from_vec(x, (table.rows, idx.len()), &Device::Cpu)?;
+    let pred = mc_predict(&net, &xt, a.samples, 0.95, a.seed)?;
+    let truth = table.column(&meta.target).ok().map(|t| {
+        (0..table.rows)
+            .map(|r| table.values[r * w + t])
+            .collect::<Vec<_>>()
+    });
+    match meta.target_scale {
+        Some((m, s)) => {
+            println!("mean,lower95,upper95");
+            let mean: Vec<f64> = pred.mean.iter().map(|v| v * s + m).collect();
+            for (v, (lo, hi)) in mean.iter().zip(&pred.interval) {
+                println!("{v},{},{}", lo * s + m, hi * s + m);
+            }
+            if let Some(t) = truth {
+                let t: Vec<f32> = t.iter().map(|&v| v as f32).collect();
+                eprintln!("RMSE {:.4} on {} rows", rmse(&mean, &t), t.len());
+            }
+        }
+        None => {
+            let k = pred.outputs;
+            let head: Vec<String> = (0..k).map(|c| format!("p{c}")).collect();
+            println!("class,{}", head.join(","));
+            for (c, row) in pred.classes().iter().zip(pred.mean.chunks(k)) {
+                let ps: Vec<String> = row.iter().map(|p| format!("{p:.5}")).collect();
+                println!("{c},{}", ps.join(","));
+            }
+            if let Some(t) = truth {
+                let d = Dataset::new(
+                    t.len(),
+                    1,
+                    vec![0.0; t.len()],
+                    Targets::Labels(t.iter().map(|&v| v as u32).collect()),
+                    k,
+                );
+                d.context("target column in the prediction data")?;
+                let ok = pred
+                    .classes()
+                    .iter()
+                    .zip(&t)
+                    .filter(|(p, &v)| **p as f64 == v)
+                    .count();
+                eprintln!(
+                    "accuracy {:.4} on {} rows",
+                    ok as f64 / t.len() as f64,
+                    t.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! `elide bayes ...`: sparse networks by variational Bayes (spike-and-slab, Bai, Song & Cheng).
+mod bench;
+mod fit;
+mod simulate;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// The `bayes` verbs.
+#[derive(Subcommand)]
+pub enum BayesCommand {
+    /// The papers' simulation (200 inputs, 5 relevant, 200-7-7-7-1): RMSE, density, FNR, FPR.
+    Simulate(simulate::SimulateArgs),
+    /// Fit a spike-and-slab network to a CSV file; saves safetensors + JSON.
+    Fit(fit::FitArgs),
+    /// Predict with a saved model on a CSV file (means, 95% intervals or class probabilities).
+    Predict(fit::PredictArgs),
+    /// The exported sparse layer (CSR kernel) against the dense gemm layer of the same shape.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs a `bayes` verb.
+pub fn run(cmd: BayesCommand) -> Result<()> {
+    match cmd {
+        BayesCommand::Simulate(a) => simulate::run(&a),
+        BayesCommand::Fit(a) => fit::fit(&a),
+        BayesCommand::Predict(a) => fit::predict(&a),
+        BayesCommand::Bench(a) => bench::run(&a),
+    }
+}
+
+/// A rayon pool of `threads` threads (0: all cores).
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?)
+}

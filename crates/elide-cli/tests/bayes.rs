@@ -1,0 +1,132 @@
+//! `elide bayes fit` / `predict` end to end on small CSV files, and their errors on bad input.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn elide(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_elide"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("elide-bayes-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `y = 2 a - c + small noise` over columns a, b, c, d; `label = (a > 0)`.
+fn write_csv(path: &Path, rows: usize) {
+    let mut s = String::from("a,b,c,d,y,label\n");
+    let mut z = 12345u64;
+    let mut u = || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((z >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    for _ in 0..rows {
+        let (a, b, c, d, e) = (u(), u(), u(), u(), u());
+        let y = 2.0 * a - c + 0.1 * e;
+        s += &format!("{a},{b},{c},{d},{y},{}\n", u8::from(a > 0.0));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn fit_then_predict_regression() {
+    let d = dir("reg");
+    let csv = d.join("train.csv");
+    write_csv(&csv, 300);
+    let model = d.join("m.safetensors");
+    let out = elide(&[
+        "bayes",
+        "fit",
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "y",
+        "--layers",
+        "1",
+        "--width",
+        "4",
+        "--epochs",
+        "150",
+        "--batch",
+        "100",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["train_rmse"].as_f64().unwrap() < 0.5, "{r}");
+    let sel: Vec<&str> = r["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(sel.contains(&"a") && sel.contains(&"c"), "{sel:?}");
+    assert!(model.exists() && d.join("m.json").exists());
+    let out = elide(&[
+        "bayes",
+        "predict",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().next(), Some("mean,lower95,upper95"));
+    assert_eq!(text.lines().count(), 301);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RMSE"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let d = dir("bad");
+    let csv = d.join("train.csv");
+    write_csv(&csv, 20);
+    let run = |args: &[&str]| {
+        let mut all = vec!["bayes", "fit", "--epochs", "1", "--out"];
+        let m = d.join("x.safetensors");
+        all.push(m.to_str().unwrap());
+        all.extend_from_slice(args);
+        let o = elide(&all);
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let e = run(&["--data", csv.to_str().unwrap(), "--target", "nope"]);
+    assert!(e.contains("no column \"nope\""), "{e}");
+    let e = run(&[
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "y",
+        "--classes",
+        "2",
+    ]);
+    assert!(e.contains("not an integer in 0..2"), "{e}");
+    let nan = d.join("nan.csv");
+    std::fs::write(&nan, "a,y\n1,2\nNaN,3\n").unwrap();
+    let e = run(&["--data", nan.to_str().unwrap(), "--target", "y"]);
+    assert!(e.contains("NaN"), "{e}");
+    let e = run(&[
+        "--data",
+        d.join("missing.csv").to_str().unwrap(),
+        "--target",
+        "y",
+    ]);
+    assert!(e.contains("missing.csv"), "{e}");
+    std::fs::remove_dir_all(&d).ok();
+}
