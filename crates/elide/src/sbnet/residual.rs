@@ -186,24 +186,27 @@ impl SparseResidual {
                     Default::default();
                 // Staging buffers are recycled: blockwise overwrites every slot.
                 let mut free: Vec<Vec<f32>> = Vec::new();
+                let min_blocks = 32 * rayon::current_num_threads();
                 let mut start = 0;
                 while start < blocks.len() {
-                    let (n, by) = (blocks[start].n, blocks[start].by);
-                    let end = start
-                        + blocks[start..]
-                            .iter()
-                            .take_while(|b| b.n == n && b.by == by)
-                            .count();
+                    // A band of whole block rows with enough blocks to keep every thread busy.
+                    let n = blocks[start].n;
+                    let mut end = start;
+                    while end < blocks.len() && blocks[end].n == n && end - start < min_blocks {
+                        let by = blocks[end].by;
+                        end += blocks[end..].iter().take_while(|b| b.n == n && b.by == by).count();
+                    }
+                    let last_row = blocks[end - 1].by as usize;
                     let mut data = free.pop().unwrap_or_default();
                     data.resize((end - start) * c * bh * bw, 0.0);
                     let mut buf = Tensor::from_vec([end - start, c, bh, bw], data)?;
                     run_row(x, &blocks[start..end], &mut buf)?;
                     pending.push_back((start, end, buf));
-                    // Flush rows no later window can read: other images, or `delay` rows above.
+                    // Flush bands no later window can read: other images, or whose last row is
+                    // more than `delay` rows above the rows still to come.
                     while let Some(&(s0, e0, _)) = pending.front() {
-                        let b0 = blocks[s0];
-                        let readable = b0.n == n && (by as usize) < b0.by as usize + delay;
-                        if readable || (s0 == start) {
+                        let b_last = blocks[e0 - 1];
+                        if b_last.n == n && b_last.by as usize + delay > last_row {
                             break;
                         }
                         let (_, _, t) = pending.pop_front().expect("front exists");
