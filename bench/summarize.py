@@ -2,6 +2,9 @@
 """Turns `elide bench sbnet --json` records into the README's markdown table.
 
     python3 bench/summarize.py bench/results/sbnet-1t.json [--sparsity 0,0.5,0.9,0.99]
+    python3 bench/summarize.py SWEEP1.json SWEEP2.json SWEEP3.json --combined OUT.json
+With several sweeps, each point is the sweep with the median speed-up (this VM's speed drifts
+for seconds at a time, which moves single points of one sweep), written to --combined.
 Each cell: speed-up over our dense / over ONNX Runtime dense (block size chosen, block
 sparsity). "dense ms" is the median of the dense timings taken beside each point.
 """
@@ -11,10 +14,19 @@ import json
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("json")
+    ap.add_argument("json", nargs="+")
+    ap.add_argument("--combined")
     ap.add_argument("--sparsity", default="0,0.5,0.9,0.99")
     a = ap.parse_args()
-    recs = json.load(open(a.json))
+    sweeps = [json.load(open(f)) for f in a.json]
+    recs = []
+    for points in zip(*sweeps):
+        keys = {(r["layer"], r["mask"], r["sparsity"]) for r in points}
+        if len(keys) != 1:
+            raise SystemExit(f"sweeps differ: {keys}")
+        recs.append(sorted(points, key=lambda r: r["speedup"])[len(points) // 2])
+    if a.combined:
+        json.dump(recs, open(a.combined, "w"), indent=1)
     targets = [float(s) for s in a.sparsity.split(",")]
     print(f"threads: {recs[0]['threads']}\n")
     head = "| layer (input) | mask | dense ms | ORT ms | " + " | ".join(f"{t:.0%}" for t in targets) + " |"
