@@ -1,10 +1,11 @@
-//! `elide inspect MODEL` and `elide run MODEL`: imported ONNX models, dense.
+//! `elide inspect MODEL` and `elide run MODEL`: imported ONNX models, dense, or sparse under a
+//! mask (`--mask`, `--mode exact|fast`).
 use crate::bench::timing::median_ms;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use elide::kernels::threads::with_threads;
 use elide_graph::ops::Op;
-use elide_graph::{onnx, optimize, Graph, Value};
+use elide_graph::{onnx, optimize, sparse, Graph, Value};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,23 @@ pub struct RunArgs {
     /// Print the time spent per op kind (one extra run).
     #[arg(long)]
     profile: bool,
+    /// Also run masked: a float32 `.npy` `[N, H, W]` or `[H, W]` at the input's resolution,
+    /// nonzero = where output is wanted; prints dense and sparse times side by side.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// Masked run: `exact` (outputs equal dense inside the mask) or `fast` (SBNet: features
+    /// outside the mask are zero).
+    #[arg(long, value_enum, default_value_t = MaskMode::Exact)]
+    mode: MaskMode,
+}
+
+/// `--mode` of `elide run`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum MaskMode {
+    /// Outputs equal dense inside the mask.
+    Exact,
+    /// SBNet's behaviour: cheaper, approximate near the mask and through global ops.
+    Fast,
 }
 
 fn load(path: &Path) -> Result<(Graph, [usize; 3])> {
@@ -167,6 +185,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
         "dense: {ms:.2} ms (median of {} runs, {threads} thread(s))",
         a.reps
     );
+    let sparse_ms = match &a.mask {
+        Some(path) => Some(run_masked(a, &g, &input, &outs, path, ms)?),
+        None => None,
+    };
     for (&id, v) in g.outputs.iter().zip(&outs) {
         let name = &g.names[id];
         let data: Vec<f64> = match v {
@@ -203,6 +225,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             "model": a.model.display().to_string(),
             "threads": threads,
             "dense_ms": ms,
+            "sparse_ms": sparse_ms,
             "reps": a.reps,
             "outputs": outputs,
         });
@@ -210,6 +233,66 @@ pub fn run(a: &RunArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The masked run of `elide run --mask`: times it beside dense (`dense_ms`), prints what it
+/// computed and how far it is from the dense outputs inside the mask. Returns its median ms.
+fn run_masked(
+    a: &RunArgs,
+    g: &Graph,
+    input: &Value,
+    dense: &[Value],
+    path: &Path,
+    dense_ms: f64,
+) -> Result<f64> {
+    let m: ArrayD<f32> = ndarray_npy::read_npy(path)
+        .with_context(|| format!("reading {} (a float32 .npy mask)", path.display()))?;
+    let mask = sparse::mask_from_array(&m)?;
+    let mode = match a.mode {
+        MaskMode::Exact => sparse::Mode::Exact,
+        MaskMode::Fast => sparse::Mode::Fast,
+    };
+    let runner = sparse::MaskedRunner::new(g);
+    let (outs, stats, ms) = with_threads(a.threads, || -> Result<_> {
+        // The first run also learns the value shapes (exact mode): not timed.
+        let (outs, stats) = runner.run_stats(vec![input.clone()], &mask, mode)?;
+        let ms = median_ms(a.reps, || {
+            runner.run(vec![input.clone()], &mask, mode).map(drop)
+        })?;
+        Ok((outs, stats, ms))
+    })??;
+    let density = mask.density(0.5);
+    println!(
+        "sparse ({:?}): {ms:.2} ms, dense {dense_ms:.2} ms: {:.2}x; mask {:.1}% of pixels; convs {} dense, {} sparse, {} skipped; {:.1}% of conv MACs",
+        a.mode,
+        dense_ms / ms,
+        100.0 * density,
+        stats.dense,
+        stats.sparse,
+        stats.skipped,
+        100.0 * stats.work
+    );
+    for ((&id, d), s) in g.outputs.iter().zip(dense).zip(&outs) {
+        let (Some(d), Some(s)) = (d.as_f32(), s.as_f32()) else {
+            continue;
+        };
+        let Some([n, h, w]) = sparse::region::spatial(d.shape()) else {
+            continue;
+        };
+        let r = sparse::resample_max(&mask, [n, h, w])?;
+        let (mut diff, mut scale) = (0f32, 0f32);
+        for ((idx, &dv), &sv) in d.indexed_iter().zip(s.iter()) {
+            if r.data()[(idx[0] * h + idx[2]) * w + idx[3]] > 0.5 {
+                diff = diff.max((dv - sv).abs());
+                scale = scale.max(dv.abs());
+            }
+        }
+        println!(
+            "output '{}': max |sparse - dense| inside the mask {diff:.3e} (max |dense| there {scale:.3e})",
+            g.names[id]
+        );
+    }
+    Ok(ms)
 }
 
 /// Wall time per op kind over one run (conv kinds split by kernel).

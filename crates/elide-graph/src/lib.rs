@@ -6,6 +6,7 @@
 //! - [`optimize`]: constant folding, batch-norm folding and activation fusion into convs.
 //! - [`ops`]: the op implementations (convs on elide-kernels, the rest on `ndarray`).
 //! - `exec`: [`Graph::run`], freeing each value after its last reader.
+//! - [`sparse`]: [`Graph::run_masked`], convs computed only where a mask asks (exact or fast).
 //! - [`weights`]: PyTorch `.pth` and safetensors state dicts; [`zoo`]: networks defined in code
 //!   that take them (the MNIST CNN).
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod optimize;
 #[cfg(test)]
 mod optimize_tests;
+pub mod sparse;
 mod value;
 pub mod weights;
 pub mod zoo;

@@ -1,0 +1,83 @@
+//! `elide run MODEL --mask M.npy --mode exact|fast` on the committed PP-OCRv4 detector.
+use std::path::Path;
+use std::process::Command;
+
+fn fixture(rel: &str) -> String {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+/// A float32 `.npy` `[h, w]` with ones in rows `y0..y1`, columns `x0..x1`.
+fn write_mask(path: &Path, [h, w]: [usize; 2], [y0, y1, x0, x1]: [usize; 4]) {
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({h}, {w}), }}");
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad % 64));
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for y in 0..h {
+        for x in 0..w {
+            let v: f32 = if (y0..y1).contains(&y) && (x0..x1).contains(&x) {
+                1.0
+            } else {
+                0.0
+            };
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn run_with_a_mask_prints_dense_and_sparse_times() {
+    let model = fixture("models/ch_PP-OCRv4_det_infer.onnx");
+    let input = fixture("onnx/ppocr_det_input.npy");
+    let dir = std::env::temp_dir();
+    let mask = dir.join(format!("elide-mask-{}.npy", std::process::id()));
+    write_mask(&mask, [320, 256], [80, 160, 64, 128]);
+    for mode in ["exact", "fast"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_elide"))
+            .args(["run", &model, "--input", &input, "--reps", "1"])
+            .args(["--mask", mask.to_str().unwrap(), "--mode", mode])
+            .output()
+            .expect("run elide");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("dense:") && text.contains("sparse ("),
+            "{text}"
+        );
+        assert!(text.contains("inside the mask"), "{text}");
+        if mode == "exact" {
+            // Exact mode: the reported error inside the mask is at rounding level.
+            let line = text
+                .lines()
+                .find(|l| l.contains("inside the mask"))
+                .unwrap();
+            let err: f32 = line
+                .split("inside the mask ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(err < 1e-4, "{line}");
+        }
+    }
+    // A mask of the wrong shape is a clear error.
+    write_mask(&mask, [32, 32], [0, 8, 0, 8]);
+    let out = Command::new(env!("CARGO_BIN_EXE_elide"))
+        .args(["run", &model, "--input", &input, "--reps", "1"])
+        .args(["--mask", mask.to_str().unwrap()])
+        .output()
+        .expect("run elide");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mask"));
+    std::fs::remove_file(&mask).ok();
+}

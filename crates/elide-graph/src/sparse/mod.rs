@@ -1,0 +1,381 @@
+//! Whole-network sparse inference: run an imported graph where a mask says output matters.
+//!
+//! [`Graph::run_masked`] takes a mask `[N, H, W]` at the input's resolution and runs every
+//! Conv node block-sparsely (elide's [`SparseConv2d`] on the kernels' fused blockwise
+//! executor) onto a zero base; every other op runs densely as [`Graph::run`] does.
+//! - [`Mode::Fast`] (SBNet's behaviour): each conv computes the blocks whose receptive field
+//!   touches the mask max-pooled to the conv's input resolution. Outputs are only
+//!   approximately dense inside the mask: features outside it are zero, which shifts the
+//!   outputs near the mask's border and, through global ops (squeeze-excitation's
+//!   GlobalAveragePool), everywhere.
+//! - [`Mode::Exact`]: the pixels each value must hold are propagated backwards from the
+//!   outputs (the mask resized to the output resolution) through every node
+//!   ([`region`]: receptive fields of convs and pools, resizes, broadcasts; global ops need all
+//!   of their input), and each conv computes the blocks that cover its needed output pixels
+//!   (dense when it needs everything, nothing when it needs nothing). Contract: inside the
+//!   mask the outputs equal the dense outputs (up to the kernels' rounding), tested.
+//!
+//! Exact mode needs every value's shape; [`MaskedRunner`] learns them from one dense run and
+//! keeps them (and the sparse layers) for later runs on inputs of the same shape.
+//!
+//! ```no_run
+//! # fn main() -> elide_graph::Result<()> {
+//! use elide_graph::sparse::{mask_from_threshold, Mode};
+//! let g = elide_graph::onnx::load("model.onnx")?;
+//! let x = elide_graph::Value::f32(&[1, 3, 64, 64], vec![0.5; 3 * 64 * 64])?;
+//! let mask = mask_from_threshold(x.as_f32().unwrap(), 0.4)?;
+//! let outs = g.run_masked(vec![x], &mask, Mode::Exact)?;
+//! # Ok(()) }
+//! ```
+mod masks;
+pub mod region;
+
+pub use masks::{mask_from_array, mask_from_difference, mask_from_threshold, resample_max};
+
+use crate::graph::Graph;
+use crate::ops::{eval, Ctx, Op};
+use crate::{GraphError, Result, Value};
+pub use elide::sbnet::BlockSize;
+use elide::sbnet::{Plan, SparseConv2d};
+use elide_kernels::sparse::{reduce_mask, Mask, Pooling};
+use elide_kernels::Tensor;
+use ndarray::{ArrayD, IxDyn};
+use region::{propagate, spatial, Need};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How a masked run treats the pixels outside the mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Outputs equal dense inside the mask; convs compute everything those pixels depend on.
+    Exact,
+    /// SBNet: every conv computes only near the mask; features outside it are zero.
+    Fast,
+}
+
+/// What a masked run computed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Convs run densely.
+    pub dense: usize,
+    /// Convs run block-sparsely.
+    pub sparse: usize,
+    /// Convs skipped (no needed output).
+    pub skipped: usize,
+    /// Conv multiply-accumulates computed (blocks clipped to the output), over the dense total.
+    pub work: f64,
+}
+
+impl Graph {
+    /// Runs the graph computing convs only where `mask` (`[N, H, W]` at the input's
+    /// resolution, active > 0.5) asks; see [`crate::sparse`]. Builds a [`MaskedRunner`] each
+    /// call (in exact mode that includes one dense run to learn shapes): keep a runner to
+    /// run many masks.
+    pub fn run_masked(&self, inputs: Vec<Value>, mask: &Mask, mode: Mode) -> Result<Vec<Value>> {
+        MaskedRunner::new(self).run(inputs, mask, mode)
+    }
+}
+
+/// Value shapes learnt from a dense run, for one set of input shapes.
+struct Shapes {
+    inputs: Vec<Vec<usize>>,
+    values: Vec<Option<Vec<usize>>>,
+}
+
+/// A graph prepared for masked runs: its convs as sparse layers, and (after the first exact
+/// run) every value's shape.
+pub struct MaskedRunner<'g> {
+    graph: &'g Graph,
+    convs: Vec<Option<SparseConv2d>>,
+    shapes: Mutex<Option<std::sync::Arc<Shapes>>>,
+}
+
+fn sparse_err(ctx: Ctx, e: elide::Error) -> GraphError {
+    ctx.err(e.to_string())
+}
+
+fn to_tensor(x: ArrayD<f32>, ctx: Ctx) -> Result<Tensor> {
+    let shape: [usize; 4] = x
+        .shape()
+        .try_into()
+        .map_err(|_| ctx.err(format!("expected a 4-D NCHW input, got {:?}", x.shape())))?;
+    let data = if x.is_standard_layout() && x.as_slice().is_some() {
+        x.into_raw_vec_and_offset().0
+    } else {
+        x.iter().copied().collect()
+    };
+    Ok(Tensor::from_vec(shape, data)?)
+}
+
+fn from_tensor(t: Tensor) -> ArrayD<f32> {
+    let shape = t.shape();
+    ArrayD::from_shape_vec(IxDyn(&shape), t.into_vec()).expect("length matches shape")
+}
+
+/// Per-pixel multiply-accumulates of a conv.
+fn macs_per_pixel(sc: &SparseConv2d) -> f64 {
+    let c = sc.conv();
+    let p = c.params();
+    (c.out_channels() * c.in_channels() / p.groups * p.kernel[0] * p.kernel[1]) as f64
+}
+
+impl<'g> MaskedRunner<'g> {
+    /// Wraps every Conv node of `graph` as a sparse layer.
+    pub fn new(graph: &'g Graph) -> Self {
+        let convs = graph
+            .nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv(c) => Some(SparseConv2d::new(c.conv.clone())),
+                _ => None,
+            })
+            .collect();
+        Self {
+            graph,
+            convs,
+            shapes: Mutex::new(None),
+        }
+    }
+
+    /// Sets every conv's block size policy (default [`BlockSize::Auto`]: the cost model picks
+    /// a size per layer, or dense when the needed region is too large to gain).
+    pub fn with_block_size(mut self, size: BlockSize) -> Self {
+        self.convs = self
+            .convs
+            .into_iter()
+            .map(|c| c.map(|c| c.with_block_size(size)))
+            .collect();
+        self
+    }
+
+    /// Every value's shape for these inputs (a dense run the first time, cached after).
+    fn shapes(&self, inputs: &[Value]) -> Result<std::sync::Arc<Shapes>> {
+        let in_shapes: Vec<Vec<usize>> = inputs.iter().map(|v| v.shape().to_vec()).collect();
+        let mut guard = self.shapes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = guard.as_ref().filter(|s| s.inputs == in_shapes) {
+            return Ok(s.clone());
+        }
+        let g = self.graph;
+        let mut values: Vec<Option<Vec<usize>>> = vec![None; g.names.len()];
+        for (id, v) in &g.constants {
+            values[*id] = Some(v.shape().to_vec());
+        }
+        for (inp, s) in g.inputs.iter().zip(&in_shapes) {
+            values[inp.id] = Some(s.clone());
+        }
+        g.run_with(inputs.to_vec(), |k, outs| {
+            for (&id, v) in g.nodes[k].outputs.iter().zip(outs) {
+                values[id] = Some(v.shape().to_vec());
+            }
+        })?;
+        let s = std::sync::Arc::new(Shapes {
+            inputs: in_shapes,
+            values,
+        });
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Runs under `mask`; see [`crate::sparse`].
+    pub fn run(&self, inputs: Vec<Value>, mask: &Mask, mode: Mode) -> Result<Vec<Value>> {
+        Ok(self.run_stats(inputs, mask, mode)?.0)
+    }
+
+    /// [`MaskedRunner::run`], also returning what was computed.
+    pub fn run_stats(
+        &self,
+        inputs: Vec<Value>,
+        mask: &Mask,
+        mode: Mode,
+    ) -> Result<(Vec<Value>, Stats)> {
+        let g = self.graph;
+        let Some(first) = inputs.first() else {
+            return Err(GraphError::Model("a masked run needs an input".into()));
+        };
+        let Some([n, h, w]) = spatial(first.shape()) else {
+            return Err(GraphError::Model(format!(
+                "a masked run needs a 4-D NCHW first input, got {:?}",
+                first.shape()
+            )));
+        };
+        if mask.shape() != [n, h, w] {
+            return Err(GraphError::Model(format!(
+                "the mask is {:?}, the input {:?} needs [{n}, {h}, {w}]",
+                mask.shape(),
+                first.shape()
+            )));
+        }
+        let needs = match mode {
+            Mode::Fast => None,
+            Mode::Exact => {
+                let shapes = self.shapes(&inputs)?;
+                let out: Vec<Need> = g
+                    .outputs
+                    .iter()
+                    .map(|&o| output_need(mask, shapes.values[o].as_deref()))
+                    .collect::<Result<_>>()?;
+                Some((propagate(g, &shapes.values, out), shapes))
+            }
+        };
+        let mut resampled: HashMap<[usize; 3], Mask> = HashMap::new();
+        let mut stats = Stats::default();
+        let (mut done, mut total) = (0f64, 0f64);
+        let mut slots: Vec<Option<Value>> = vec![None; g.names.len()];
+        if inputs.len() != g.inputs.len() {
+            return Err(GraphError::Model(format!(
+                "the model takes {} inputs, got {}",
+                g.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (inp, v) in g.inputs.iter().zip(inputs) {
+            slots[inp.id] = Some(v);
+        }
+        let last = g.last_use();
+        for (k, node) in g.nodes.iter().enumerate() {
+            let ctx = Ctx {
+                node: &node.name,
+                op: &node.op_type,
+            };
+            let input0 = node.inputs.first().copied().flatten();
+            let outs = match (&self.convs[k], input0) {
+                (Some(sc), Some(id)) if slots[id].is_some() => {
+                    let Some(Value::F32(x)) = slots[id].take() else {
+                        return Err(ctx.err("conv input is not f32"));
+                    };
+                    let t = to_tensor(x, ctx)?;
+                    let out_shape = sc.conv().out_shape(t.shape())?;
+                    let [on, _, oh, ow] = out_shape;
+                    let mpp = macs_per_pixel(sc);
+                    total += mpp * (on * oh * ow) as f64;
+                    let mut base = Tensor::zeros(out_shape);
+                    let need = needs.as_ref().map(|(nd, _)| &nd[node.outputs[0]]);
+                    let plan = match need {
+                        None => {
+                            let [tn, _, th, tw] = t.shape();
+                            let key = [tn, th, tw];
+                            let m = match resampled.entry(key) {
+                                Entry::Occupied(e) => e.into_mut(),
+                                Entry::Vacant(e) => e.insert(resample_max(mask, key)?),
+                            };
+                            Some(sc.plan(t.shape(), m).map_err(|e| sparse_err(ctx, e))?)
+                        }
+                        Some(Need::None) => None,
+                        Some(Need::All) => Some(Plan::Dense {
+                            active: 0,
+                            total: 0,
+                        }),
+                        Some(Need::Pixels { shape, px }) => {
+                            Some(exact_plan(sc, &t, *shape, px, ctx)?)
+                        }
+                    };
+                    match &plan {
+                        Some(Plan::Dense { .. }) => {
+                            stats.dense += 1;
+                            done += mpp * (on * oh * ow) as f64;
+                        }
+                        Some(Plan::Sparse { block, blocks, .. }) if !blocks.is_empty() => {
+                            stats.sparse += 1;
+                            let px = (blocks.len() * block * block).min(on * oh * ow);
+                            done += mpp * px as f64;
+                        }
+                        _ => stats.skipped += 1,
+                    }
+                    if let Some(plan) = &plan {
+                        sc.run(&t, plan, &mut base)
+                            .map_err(|e| sparse_err(ctx, e))?;
+                    }
+                    slots[id] = Some(Value::F32(from_tensor(t)));
+                    vec![Value::F32(from_tensor(base))]
+                }
+                _ => {
+                    let ins: Vec<Option<&Value>> = node
+                        .inputs
+                        .iter()
+                        .map(|i| match i {
+                            None => Ok(None),
+                            Some(id) => slots[*id]
+                                .as_ref()
+                                .or_else(|| g.constants.get(id))
+                                .map(Some)
+                                .ok_or_else(|| {
+                                    ctx.err(format!("input '{}' has no value", g.names[*id]))
+                                }),
+                        })
+                        .collect::<Result<_>>()?;
+                    eval(&node.op, &ins, ctx)?
+                }
+            };
+            if outs.len() < node.outputs.len() {
+                return Err(ctx.err(format!(
+                    "produced {} of {} outputs",
+                    outs.len(),
+                    node.outputs.len()
+                )));
+            }
+            for (id, v) in node.outputs.iter().zip(outs) {
+                slots[*id] = Some(v);
+            }
+            for id in node.inputs.iter().flatten() {
+                if last[*id] == Some(k) && !g.outputs.contains(id) {
+                    slots[*id] = None;
+                }
+            }
+        }
+        stats.work = if total > 0.0 { done / total } else { 0.0 };
+        let outs = g
+            .outputs
+            .iter()
+            .map(|&id| {
+                slots[id]
+                    .take()
+                    .or_else(|| g.constants.get(&id).cloned())
+                    .ok_or_else(|| {
+                        GraphError::Model(format!("output '{}' was not computed", g.names[id]))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        Ok((outs, stats))
+    }
+}
+
+/// The region of a graph output the mask asks for: the mask max-resampled to a 4-D output's
+/// resolution; all of any other output when the mask is not empty.
+fn output_need(mask: &Mask, shape: Option<&[usize]>) -> Result<Need> {
+    let active = |m: &Mask| m.data().iter().map(|&v| v > 0.5).collect::<Vec<bool>>();
+    match shape.and_then(spatial) {
+        Some(s) => Ok(Need::pixels(s, active(&resample_max(mask, s)?))),
+        None if active(mask).contains(&true) => Ok(Need::All),
+        None => Ok(Need::None),
+    }
+}
+
+/// The plan for a conv whose needed output pixels are `px` (`[n, ho, wo]`): the layer's own
+/// planner picks the block size (or dense) from the needed output mapped to input resolution;
+/// the active blocks are then exactly those covering a needed output pixel.
+fn exact_plan(
+    sc: &SparseConv2d,
+    x: &Tensor,
+    shape: [usize; 3],
+    px: &[bool],
+    ctx: Ctx,
+) -> Result<Plan> {
+    let out = Mask::from_vec(shape, px.iter().map(|&p| f32::from(u8::from(p))).collect())?;
+    let [n, _, h, w] = x.shape();
+    let approx = resample_max(&out, [n, h, w])?;
+    let plan = sc
+        .plan(x.shape(), &approx)
+        .map_err(|e| sparse_err(ctx, e))?;
+    Ok(match plan {
+        Plan::Sparse { block, grids, .. } => {
+            let blocks = reduce_mask(&out, &grids.output, Pooling::Max, 0.5)?;
+            Plan::Sparse {
+                block,
+                grids,
+                blocks,
+            }
+        }
+        dense => dense,
+    })
+}
