@@ -239,3 +239,50 @@ EOF
 if [[ -f "$LIC_MD" ]] && cmp -s "$LIC_MD.tmp" "$LIC_MD"; then rm -f "$LIC_MD.tmp"; else mv "$LIC_MD.tmp" "$LIC_MD"; log "wrote    LICENSES.md"; fi
 
 log "all files present and verified in $DATA"
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST (Debian package dataset-fashion-mnist, pinned version; for `elide bayes fit --idx`)
+# into data/fashion-mnist/ as uncompressed IDX files. Needs apt-get (Debian/Ubuntu sources with
+# bookworm's package) and dpkg-deb; without them this section says so and the tests that need
+# the data print SKIPPED. A checksum mismatch is an error, as everywhere above.
+FM_DEB="dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb"
+FM_DEB_SHA=39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0
+FM_DIR="$DATA/fashion-mnist"
+FM_FILES=(
+  "train-images-idx3-ubyte c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+  "train-labels-idx1-ubyte bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+  "t10k-images-idx3-ubyte 5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+  "t10k-labels-idx1-ubyte 0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+)
+fm_all_ok() {
+  local e
+  for e in "${FM_FILES[@]}"; do set -- $e; is_ok "$FM_DIR/$1" "$2" || return 1; done
+}
+if fm_all_ok; then
+  log "verified fashion-mnist (4 IDX files)"
+elif ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+  log "WARNING: apt-get/dpkg-deb not found: Fashion-MNIST not fetched (its tests will be SKIPPED)"
+else
+  if ! is_ok "$CACHE/$FM_DEB" "$FM_DEB_SHA"; then
+    rm -f "$CACHE/$FM_DEB"
+    log "download dataset-fashion-mnist=0.0~git20200523.55506a9-1 (Debian)"
+    if ! (cd "$CACHE" && apt-get download "dataset-fashion-mnist=0.0~git20200523.55506a9-1" >/dev/null 2>&1); then
+      log "WARNING: apt-get download dataset-fashion-mnist failed: Fashion-MNIST not fetched (its tests will be SKIPPED)"
+    fi
+  fi
+  if [[ -f "$CACHE/$FM_DEB" ]]; then
+    verify "$CACHE/$FM_DEB" "$FM_DEB_SHA"
+    FM_TMP="$(mktemp -d)"
+    dpkg-deb -x "$CACHE/$FM_DEB" "$FM_TMP"
+    mkdir -p "$FM_DIR"
+    for e in "${FM_FILES[@]}"; do
+      set -- $e
+      gzip -dc "$FM_TMP/usr/share/datasets/fashion-mnist/$1.gz" > "$FM_DIR/$1.tmp"
+      verify "$FM_DIR/$1.tmp" "$2"
+      mv "$FM_DIR/$1.tmp" "$FM_DIR/$1"
+    done
+    cp "$FM_TMP/usr/share/doc/dataset-fashion-mnist/copyright" "$DATA/licenses/dataset-fashion-mnist.copyright"
+    rm -rf "$FM_TMP"
+    log "wrote    fashion-mnist (4 IDX files, MIT, (c) Zalando SE; see licenses/dataset-fashion-mnist.copyright)"
+  fi
+fi

@@ -9,9 +9,10 @@
 //! - [`train`]: minibatch ELBO (KL / number of batches) with Adam; [`predict`]: averages of `S`
 //!   samples with credible intervals; [`select`]: inclusion probabilities, density, variable
 //!   selection.
-//! - [`io`]: safetensors + JSON description; [`csv`]: numeric CSV tables with clear errors.
+//! - [`io`]: safetensors + JSON description; [`csv`]: numeric CSV tables with clear errors;
+//!   [`idx`]: MNIST-style IDX files.
 //! - [`sparse`]: the posterior network (`phi > 0.5`, means) as CSR layers with a fast kernel.
-//! - [`simulate`]: the papers' simulation.
+//! - [`simulate`]: the papers' simulation; [`dense`]: the dense baseline of the same architecture.
 //!
 //! ```
 //! use candle_core::DType;
@@ -30,7 +31,9 @@
 pub mod concrete;
 pub mod csv;
 pub mod data;
+pub mod dense;
 pub mod error;
+pub mod idx;
 pub mod io;
 pub mod layer;
 pub mod net;

@@ -4,6 +4,7 @@ use crate::data::Dataset;
 use crate::error::{BayesError, Result};
 use crate::net::SpikeSlabNet;
 use crate::rng::Rng;
+use candle_core::Var;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,24 @@ pub struct TrainConfig {
     pub temperature: f64,
     /// Seed of the batch order and the Monte Carlo noise.
     pub seed: u64,
+    /// KL warm-up: over the first `kl_warmup` epochs the KL's weight rises linearly from
+    /// `1 / kl_warmup` to 1 (0: no warm-up, the full ELBO from the start, as in the paper's
+    /// code). Not in the paper; an option for the optimisation only, the objective at the end
+    /// is the ELBO.
+    #[serde(default)]
+    pub kl_warmup: usize,
+    /// Epochs before the warm-up in which the KL's weight is 0 (the network first fits the
+    /// likelihood alone). Not in the paper; 0 by default.
+    #[serde(default)]
+    pub kl_delay: usize,
+    /// The learning rate of the inclusion logits `theta` is `lr * theta_lr_scale` (1 by default,
+    /// as in the paper's code: one Adam over all parameters). Not in the paper.
+    #[serde(default = "one")]
+    pub theta_lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for TrainConfig {
@@ -30,6 +49,9 @@ impl Default for TrainConfig {
             lr: 5e-3,
             temperature: 0.5,
             seed: 0,
+            kl_warmup: 0,
+            kl_delay: 0,
+            theta_lr_scale: 1.0,
         }
     }
 }
@@ -47,6 +69,18 @@ pub struct EpochStats {
     pub density: f64,
 }
 
+/// The KL's weight in `epoch` (0-based): 0 for the first `delay` epochs, then a linear
+/// warm-up over `warmup` epochs.
+pub fn kl_scale(delay: usize, warmup: usize, epoch: usize) -> f64 {
+    if epoch < delay {
+        0.0
+    } else if warmup == 0 {
+        1.0
+    } else {
+        ((epoch - delay + 1) as f64 / warmup as f64).min(1.0)
+    }
+}
+
 /// Train `net` on `data`; `on_epoch` sees every epoch's statistics.
 pub fn train(
     net: &SpikeSlabNet,
@@ -55,7 +89,11 @@ pub fn train(
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> Result<Vec<EpochStats>> {
     let positive = |v: f64| v > 0.0 && v.is_finite();
-    if cfg.batch_size == 0 || !positive(cfg.temperature) || !positive(cfg.lr) {
+    if cfg.batch_size == 0
+        || !positive(cfg.temperature)
+        || !positive(cfg.lr)
+        || !positive(cfg.theta_lr_scale)
+    {
         return Err(BayesError::Config(format!("bad training settings {cfg:?}")));
     }
     if data.p != net.arch.inputs {
@@ -65,29 +103,47 @@ pub fn train(
         )));
     }
     let dt = net.dtype();
-    let params = ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: 0.0,
-        ..Default::default()
+    let adam = |lr: f64, vars: Vec<Var>| {
+        let params = ParamsAdamW {
+            lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        AdamW::new(vars, params)
     };
-    let mut opt = AdamW::new(net.vars(), params)?;
+    let thetas: Vec<Var> = net
+        .layers
+        .iter()
+        .flat_map(|l| [l.weight.theta.clone(), l.bias.theta.clone()])
+        .collect();
+    let ids: Vec<_> = thetas.iter().map(|v| v.as_tensor().id()).collect();
+    let others: Vec<Var> = net
+        .vars()
+        .into_iter()
+        .filter(|v| !ids.contains(&v.as_tensor().id()))
+        .collect();
+    let mut opt = adam(cfg.lr, others)?;
+    let mut opt_theta = adam(cfg.lr * cfg.theta_lr_scale, thetas)?;
     let mut rng = Rng::new(cfg.seed);
     let num_batches = data.n as f64 / cfg.batch_size as f64;
     let mut history = Vec::with_capacity(cfg.epochs);
     for epoch in 0..cfg.epochs {
+        let kl_weight = kl_scale(cfg.kl_delay, cfg.kl_warmup, epoch);
         let perm = rng.permutation(data.n);
         let mut total = 0.0;
         for idx in perm.chunks(cfg.batch_size) {
             let x = data.rows(idx, dt)?;
             let y = net.target_tensor(&data.targets, idx)?;
             let f = net.forward_sample(&x, &mut rng, cfg.temperature)?;
-            let loss = (net.nll(&f, &y)? + (net.kl()? / num_batches)?)?;
+            let loss = (net.nll(&f, &y)? + (net.kl()? * (kl_weight / num_batches))?)?;
             let l = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
             if !l.is_finite() {
                 return Err(BayesError::Diverged { epoch, loss: l });
             }
             total += l;
-            opt.backward_step(&loss)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            opt_theta.step(&grads)?;
         }
         let kl = net
             .kl()?
@@ -103,4 +159,20 @@ pub fn train(
         history.push(stats);
     }
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kl_scale;
+
+    #[test]
+    fn warmup_rises_linearly_to_one() {
+        assert_eq!(kl_scale(0, 0, 0), 1.0);
+        assert_eq!(kl_scale(0, 4, 0), 0.25);
+        assert_eq!(kl_scale(0, 4, 3), 1.0);
+        assert_eq!(kl_scale(0, 4, 100), 1.0);
+        assert_eq!(kl_scale(2, 0, 1), 0.0);
+        assert_eq!(kl_scale(2, 0, 2), 1.0);
+        assert_eq!(kl_scale(2, 2, 2), 0.5);
+    }
 }

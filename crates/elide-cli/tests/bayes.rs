@@ -130,3 +130,142 @@ fn bad_input_gives_clear_errors() {
     assert!(e.contains("missing.csv"), "{e}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Writes an uncompressed IDX file of unsigned bytes.
+fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend(d.to_be_bytes());
+    }
+    b.extend(data);
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
+    let d = dir("idx");
+    // 40 "images" of 4 pixels: class = index of the bright pixel (classes 0..3 of 10).
+    let n = 40;
+    let mut im = vec![0u8; n * 4];
+    let mut lb = vec![0u8; n];
+    for i in 0..n {
+        lb[i] = (i % 4) as u8;
+        im[i * 4 + i % 4] = 255;
+    }
+    for (f, dims, data) in [
+        ("train-images-idx3-ubyte", vec![n as u32, 2, 2], &im),
+        ("train-labels-idx1-ubyte", vec![n as u32], &lb),
+        ("t10k-images-idx3-ubyte", vec![n as u32, 2, 2], &im),
+        ("t10k-labels-idx1-ubyte", vec![n as u32], &lb),
+    ] {
+        write_idx(&d.join(f), &dims, data);
+    }
+    let model = d.join("m.safetensors");
+    let out = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--layers",
+        "1",
+        "--width",
+        "4",
+        "--epochs",
+        "30",
+        "--batch",
+        "20",
+        "--dense",
+        "--json",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["inputs"], 4);
+    assert_eq!(r["test_rows"], 40);
+    assert!(r["dense"]["test_accuracy"].as_f64().unwrap() >= 0.0);
+    assert!(model.exists());
+    // A label out of range and a gzip file are clear errors.
+    write_idx(&d.join("t10k-labels-idx1-ubyte"), &[n as u32], &[10; 40]);
+    let o = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success() && e.contains("not in 0..10"), "{e}");
+    std::fs::write(d.join("t10k-labels-idx1-ubyte"), [0x1f, 0x8b, 8, 0]).unwrap();
+    let o = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(e.contains("gzip-compressed"), "{e}");
+    let o = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        "/nonexistent-elide-dir",
+        "--epochs",
+        "1",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(e.contains("train-images-idx3-ubyte not found"), "{e}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The real Fashion-MNIST files (scripts/fetch-data.sh), a short smoke run on 2,000 images.
+#[test]
+fn fit_idx_on_fashion_mnist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
+    if !root.join("train-images-idx3-ubyte").is_file() {
+        println!(
+            "SKIPPED: {} has no Fashion-MNIST (run scripts/fetch-data.sh)",
+            root.display()
+        );
+        return;
+    }
+    let d = dir("fmnist");
+    let model = d.join("m.safetensors");
+    let out = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        root.to_str().unwrap(),
+        "--train-limit",
+        "2000",
+        "--layers",
+        "1",
+        "--width",
+        "32",
+        "--epochs",
+        "5",
+        "--batch",
+        "200",
+        "--json",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["inputs"], 784);
+    assert_eq!(r["test_rows"], 10_000);
+    let acc = r["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.3, "test accuracy {acc}");
+    std::fs::remove_dir_all(&d).ok();
+}

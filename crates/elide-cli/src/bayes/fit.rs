@@ -18,58 +18,71 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct FitArgs {
     /// Training data: CSV with a header row, numeric cells.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "idx", conflicts_with = "idx")]
+    pub(super) data: Option<PathBuf>,
     /// The target column.
+    #[arg(long, required_unless_present = "idx", conflicts_with = "idx")]
+    pub(super) target: Option<String>,
+    /// Instead of a CSV file: a directory with the four uncompressed MNIST-style IDX files
+    /// (e.g. data/fashion-mnist from scripts/fetch-data.sh); 10 classes, pixels scaled to
+    /// [0, 1], scored on the t10k files.
     #[arg(long)]
-    target: String,
+    pub(super) idx: Option<PathBuf>,
+    /// With --idx: use only the first N training images (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub(super) train_limit: usize,
+    /// With --idx: also train the dense network of the same architecture the same way
+    /// (no prior, no KL) and compare.
+    #[arg(long, requires = "idx")]
+    pub(super) dense: bool,
     /// Classification with this many classes (labels 0..K-1); regression without it.
     #[arg(long)]
-    classes: Option<usize>,
+    pub(super) classes: Option<usize>,
     /// Hidden layers.
     #[arg(long, default_value_t = 2)]
-    layers: usize,
+    pub(super) layers: usize,
     /// Width of each hidden layer.
     #[arg(long, default_value_t = 16)]
-    width: usize,
+    pub(super) width: usize,
     /// Training epochs.
     #[arg(long, default_value_t = 500)]
-    epochs: usize,
+    pub(super) epochs: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-2)]
-    lr: f64,
+    pub(super) lr: f64,
     /// Minibatch size.
     #[arg(long, default_value_t = 256)]
-    batch: usize,
+    pub(super) batch: usize,
     /// Slab standard deviation sigma0.
     #[arg(long, default_value_t = 1.3)]
-    sigma0: f64,
+    pub(super) sigma0: f64,
     /// delta in the theory's lambda.
     #[arg(long, default_value_t = 0.1)]
-    delta: f64,
+    pub(super) delta: f64,
     /// Regression: keep the noise fixed at this standard deviation (of the standardised
     /// target) instead of learning it.
     #[arg(long)]
-    noise: Option<f64>,
+    pub(super) noise: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(super) seed: u64,
     /// Where to save the model (a JSON description is written beside it).
     #[arg(long, default_value = "model.safetensors")]
-    out: PathBuf,
+    pub(super) out: PathBuf,
     /// Print the result as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// What the CLI keeps with a model to predict on new CSV files.
 #[derive(Serialize, Deserialize)]
-struct Meta {
-    target: String,
-    columns: Vec<String>,
-    inputs: Standardizer,
+pub(super) struct Meta {
+    /// The target column.
+    pub(super) target: String,
+    pub(super) columns: Vec<String>,
+    pub(super) inputs: Standardizer,
     /// Regression: mean and standard deviation of the target.
-    target_scale: Option<(f64, f64)>,
+    pub(super) target_scale: Option<(f64, f64)>,
 }
 
 #[derive(Serialize)]
@@ -88,8 +101,14 @@ struct FitReport {
 
 /// Fits and saves a model.
 pub fn fit(a: &FitArgs) -> Result<()> {
-    let table = Table::read(&a.data)?;
-    let (mut data, columns, inputs) = table.dataset(&a.target, a.classes)?;
+    if let Some(dir) = &a.idx {
+        return super::fit_idx::fit_idx(a, dir);
+    }
+    let (Some(path), Some(target)) = (&a.data, &a.target) else {
+        bail!("--data and --target are needed (or --idx DIR)");
+    };
+    let table = Table::read(path)?;
+    let (mut data, columns, inputs) = table.dataset(target, a.classes)?;
     let mut target_scale = None;
     if let Targets::Values(v) = &mut data.targets {
         let st = Standardizer::fit(v, v.len(), 1);
@@ -147,7 +166,7 @@ pub fn fit(a: &FitArgs) -> Result<()> {
         }
     };
     let meta = Meta {
-        target: a.target.clone(),
+        target: target.clone(),
         columns: columns.clone(),
         inputs,
         target_scale,

@@ -1,6 +1,7 @@
 //! `elide bayes ...`: sparse networks by variational Bayes (spike-and-slab, Bai, Song & Cheng).
 mod bench;
 mod fit;
+mod fit_idx;
 mod simulate;
 
 use anyhow::Result;
@@ -11,7 +12,8 @@ use clap::Subcommand;
 pub enum BayesCommand {
     /// The papers' simulation (200 inputs, 5 relevant, 200-7-7-7-1): RMSE, density, FNR, FPR.
     Simulate(simulate::SimulateArgs),
-    /// Fit a spike-and-slab network to a CSV file; saves safetensors + JSON.
+    /// Fit a spike-and-slab network to a CSV file or MNIST-style IDX files (--idx); saves
+    /// safetensors + JSON.
     Fit(fit::FitArgs),
     /// Predict with a saved model on a CSV file (means, 95% intervals or class probabilities).
     Predict(fit::PredictArgs),

@@ -15,11 +15,11 @@ pub struct SimulateArgs {
     /// Replicates (each its own data and seed).
     #[arg(long, default_value_t = 10)]
     replicates: usize,
-    /// Training epochs per replicate (the authors' code runs 7000).
-    #[arg(long, default_value_t = 2000)]
+    /// Training epochs per replicate (the authors' code: 7000).
+    #[arg(long, default_value_t = 7000)]
     epochs: usize,
     /// Adam learning rate (the authors' code: 5e-3).
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 5e-3)]
     lr: f64,
     /// Minibatch size.
     #[arg(long, default_value_t = 512)]
@@ -30,6 +30,19 @@ pub struct SimulateArgs {
     /// delta in the theory's lambda.
     #[arg(long, default_value_t = 0.1)]
     delta: f64,
+    /// KL warm-up epochs (the KL's weight rises linearly to 1; 0 = none, as in the paper).
+    #[arg(long, default_value_t = 0)]
+    kl_warmup: usize,
+    /// Epochs with no KL at all before the warm-up (0 = none, as in the paper).
+    #[arg(long, default_value_t = 0)]
+    kl_delay: usize,
+    /// Learning rate of the inclusion logits theta, relative to --lr (1 = the paper's code).
+    #[arg(long, default_value_t = 1.0)]
+    theta_lr_scale: f64,
+    /// Seed offset of the data and training (0 = the reported runs; use another to choose
+    /// settings).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Threads (replicates run in parallel); 0 = all cores.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -76,8 +89,12 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
             epochs: a.epochs,
             lr: a.lr,
             batch_size: a.batch,
+            kl_warmup: a.kl_warmup,
+            kl_delay: a.kl_delay,
+            theta_lr_scale: a.theta_lr_scale,
             ..defaults.train
         },
+        seed_offset: a.seed,
         ..defaults
     };
     let pool = super::pool(a.threads)?;
@@ -103,8 +120,8 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     println!(
-        "elide bayes simulate: {} replicates, {} epochs, lr {}, batch {}, {threads} threads",
-        a.replicates, a.epochs, a.lr, a.batch
+        "elide bayes simulate: {} replicates, {} epochs, lr {}, batch {}, KL off {} + warm-up {} epochs, theta lr x{}, seed offset {}, {threads} threads",
+        a.replicates, a.epochs, a.lr, a.batch, a.kl_delay, a.kl_warmup, a.theta_lr_scale, a.seed
     );
     println!(
         "{:>4} {:>8} {:>10} {:>8} {:>6} {:>8}  selected",
