@@ -194,7 +194,10 @@ impl SparseResidual {
                     let mut end = start;
                     while end < blocks.len() && blocks[end].n == n && end - start < min_blocks {
                         let by = blocks[end].by;
-                        end += blocks[end..].iter().take_while(|b| b.n == n && b.by == by).count();
+                        end += blocks[end..]
+                            .iter()
+                            .take_while(|b| b.n == n && b.by == by)
+                            .count();
                     }
                     let last_row = blocks[end - 1].by as usize;
                     let mut data = free.pop().unwrap_or_default();
