@@ -29,12 +29,6 @@ impl Graph {
                 node: &node.name,
                 op: &node.op_type,
             };
-            let missing = |id: usize| {
-                ctx.err(format!(
-                    "input '{}' has no value (it is never computed)",
-                    self.names[id]
-                ))
-            };
             let outs = match (&node.op, node.inputs.first().copied().flatten()) {
                 // Move the input into the kernels and back: no copy of the activation.
                 (Op::Conv(c), Some(id)) if slots[id].is_some() => {
@@ -46,18 +40,7 @@ impl Graph {
                     vec![y]
                 }
                 _ => {
-                    let ins: Vec<Option<&Value>> = node
-                        .inputs
-                        .iter()
-                        .map(|i| match i {
-                            None => Ok(None),
-                            Some(id) => slots[*id]
-                                .as_ref()
-                                .or_else(|| self.constants.get(id))
-                                .map(Some)
-                                .ok_or_else(|| missing(*id)),
-                        })
-                        .collect::<Result<_>>()?;
+                    let ins = self.node_inputs(node, &slots, ctx)?;
                     eval(&node.op, &ins, ctx)?
                 }
             };
@@ -90,6 +73,32 @@ impl Graph {
                     .ok_or_else(|| {
                         GraphError::Model(format!("output '{}' was not computed", self.names[id]))
                     })
+            })
+            .collect()
+    }
+
+    /// A node's inputs: runtime values from `slots`, else constants; `None` for omitted
+    /// optional inputs. An input nobody computed is an error naming it.
+    pub(crate) fn node_inputs<'v>(
+        &'v self,
+        node: &crate::graph::Node,
+        slots: &'v [Option<Value>],
+        ctx: Ctx,
+    ) -> Result<Vec<Option<&'v Value>>> {
+        node.inputs
+            .iter()
+            .map(|i| match i {
+                None => Ok(None),
+                Some(id) => slots[*id]
+                    .as_ref()
+                    .or_else(|| self.constants.get(id))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ctx.err(format!(
+                            "input '{}' has no value (it is never computed)",
+                            self.names[*id]
+                        ))
+                    }),
             })
             .collect()
     }

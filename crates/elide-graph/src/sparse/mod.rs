@@ -290,20 +290,7 @@ impl<'g> MaskedRunner<'g> {
                     vec![Value::F32(from_tensor(base))]
                 }
                 _ => {
-                    let ins: Vec<Option<&Value>> = node
-                        .inputs
-                        .iter()
-                        .map(|i| match i {
-                            None => Ok(None),
-                            Some(id) => slots[*id]
-                                .as_ref()
-                                .or_else(|| g.constants.get(id))
-                                .map(Some)
-                                .ok_or_else(|| {
-                                    ctx.err(format!("input '{}' has no value", g.names[*id]))
-                                }),
-                        })
-                        .collect::<Result<_>>()?;
+                    let ins = g.node_inputs(node, &slots, ctx)?;
                     eval(&node.op, &ins, ctx)?
                 }
             };
