@@ -41,6 +41,7 @@ pub struct RunArgs {
     #[arg(long)]
     profile: bool,
     /// Also run masked: a float32 `.npy` `[N, H, W]` or `[H, W]` at the input's resolution,
+    /// or a PNG/JPEG image (bright = active, resized to the input),
     /// nonzero = where output is wanted; prints dense and sparse times side by side.
     #[arg(long)]
     mask: Option<PathBuf>,
@@ -235,6 +236,34 @@ pub fn run(a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// A mask file: a float32 `.npy` as is, or an image (PNG, JPEG) whose bright pixels (>= 128
+/// in grey) are active, resized (nearest) to the input's height and width.
+fn read_mask(path: &Path, input_shape: &[usize]) -> Result<ArrayD<f32>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+        return ndarray_npy::read_npy(path)
+            .with_context(|| format!("reading {} (a float32 .npy mask)", path.display()));
+    }
+    let [.., h, w] = input_shape else {
+        bail!("an image mask needs an input with height and width, got {input_shape:?}");
+    };
+    let img = image::open(path)
+        .with_context(|| format!("reading the mask image {}", path.display()))?
+        .to_luma8();
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let data = (0..h * w)
+        .map(|i| {
+            let (y, x) = (i / w * ih / h, i % w * iw / w);
+            f32::from(u8::from(img.get_pixel(x as u32, y as u32).0[0] >= 128))
+        })
+        .collect();
+    Ok(ArrayD::from_shape_vec(vec![*h, *w], data)?)
+}
+
 /// The masked run of `elide run --mask`: times it beside dense (`dense_ms`), prints what it
 /// computed and how far it is from the dense outputs inside the mask. Returns its median ms.
 fn run_masked(
@@ -245,9 +274,7 @@ fn run_masked(
     path: &Path,
     dense_ms: f64,
 ) -> Result<f64> {
-    let m: ArrayD<f32> = ndarray_npy::read_npy(path)
-        .with_context(|| format!("reading {} (a float32 .npy mask)", path.display()))?;
-    let mask = sparse::mask_from_array(&m)?;
+    let mask = sparse::mask_from_array(&read_mask(path, input.shape())?)?;
     let mode = match a.mode {
         MaskMode::Exact => sparse::Mode::Exact,
         MaskMode::Fast => sparse::Mode::Fast,

@@ -81,3 +81,43 @@ fn run_with_a_mask_prints_dense_and_sparse_times() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("mask"));
     std::fs::remove_file(&mask).ok();
 }
+
+#[test]
+fn an_image_mask_is_resized_to_the_input() {
+    let model = fixture("models/ch_PP-OCRv4_det_infer.onnx");
+    let input = fixture("onnx/ppocr_det_input.npy");
+    let dir = std::env::temp_dir();
+    // 64x32 image for a 320x256 input: bright square = active.
+    let png = dir.join(format!("elide-mask-{}.png", std::process::id()));
+    let img = image::GrayImage::from_fn(32, 64, |x, y| {
+        image::Luma([if (8..16).contains(&x) && (16..32).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    img.save(&png).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_elide"))
+        .args(["run", &model, "--input", &input, "--reps", "1"])
+        .args(["--mask", png.to_str().unwrap(), "--mode", "exact"])
+        .output()
+        .expect("run elide");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 8x16 of 32x64 pixels: 6.25% of the image.
+    assert!(text.contains("mask 6.2%"), "{text}");
+    // A file that is not an image is a clear error.
+    std::fs::write(&png, b"not a png").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_elide"))
+        .args(["run", &model, "--input", &input, "--reps", "1"])
+        .args(["--mask", png.to_str().unwrap()])
+        .output()
+        .expect("run elide");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mask image"));
+    std::fs::remove_file(&png).ok();
+}
