@@ -44,26 +44,45 @@ impl Graph {
                     eval(&node.op, &ins, ctx)?
                 }
             };
-            if outs.len() < node.outputs.len() {
-                return Err(ctx.err(format!(
-                    "produced {} of {} outputs",
-                    outs.len(),
-                    node.outputs.len()
-                )));
-            }
             {
                 let refs: Vec<&Value> = outs.iter().collect();
                 observe(k, &refs);
             }
-            for (id, v) in node.outputs.iter().zip(outs) {
-                slots[*id] = Some(v);
-            }
-            for id in node.inputs.iter().flatten() {
-                if last[*id] == Some(k) && !self.outputs.contains(id) {
-                    slots[*id] = None;
-                }
+            self.store_outputs(k, outs, &mut slots, &last, ctx)?;
+        }
+        self.take_outputs(&mut slots)
+    }
+
+    /// Stores node `k`'s outputs in their slots and frees the inputs it read last.
+    pub(crate) fn store_outputs(
+        &self,
+        k: usize,
+        outs: Vec<Value>,
+        slots: &mut [Option<Value>],
+        last: &[Option<usize>],
+        ctx: Ctx,
+    ) -> Result<()> {
+        let node = &self.nodes[k];
+        if outs.len() < node.outputs.len() {
+            return Err(ctx.err(format!(
+                "produced {} of {} outputs",
+                outs.len(),
+                node.outputs.len()
+            )));
+        }
+        for (id, v) in node.outputs.iter().zip(outs) {
+            slots[*id] = Some(v);
+        }
+        for id in node.inputs.iter().flatten() {
+            if last[*id] == Some(k) && !self.outputs.contains(id) {
+                slots[*id] = None;
             }
         }
+        Ok(())
+    }
+
+    /// The graph's outputs, moved out of their slots (or copied from constants).
+    pub(crate) fn take_outputs(&self, slots: &mut [Option<Value>]) -> Result<Vec<Value>> {
         self.outputs
             .iter()
             .map(|&id| {

@@ -294,35 +294,10 @@ impl<'g> MaskedRunner<'g> {
                     eval(&node.op, &ins, ctx)?
                 }
             };
-            if outs.len() < node.outputs.len() {
-                return Err(ctx.err(format!(
-                    "produced {} of {} outputs",
-                    outs.len(),
-                    node.outputs.len()
-                )));
-            }
-            for (id, v) in node.outputs.iter().zip(outs) {
-                slots[*id] = Some(v);
-            }
-            for id in node.inputs.iter().flatten() {
-                if last[*id] == Some(k) && !g.outputs.contains(id) {
-                    slots[*id] = None;
-                }
-            }
+            g.store_outputs(k, outs, &mut slots, &last, ctx)?;
         }
         stats.work = if total > 0.0 { done / total } else { 0.0 };
-        let outs = g
-            .outputs
-            .iter()
-            .map(|&id| {
-                slots[id]
-                    .take()
-                    .or_else(|| g.constants.get(&id).cloned())
-                    .ok_or_else(|| {
-                        GraphError::Model(format!("output '{}' was not computed", g.names[id]))
-                    })
-            })
-            .collect::<Result<_>>()?;
+        let outs = g.take_outputs(&mut slots)?;
         Ok((outs, stats))
     }
 }
