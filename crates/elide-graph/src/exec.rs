@@ -1,5 +1,7 @@
-//! Running a graph: values live in slots that are freed after their last reader, and conv
-//! inputs are moved into the kernels' tensors and back rather than copied.
+//! Running a graph: values live in slots that are freed after their last reader (their
+//! buffers go to the graph's arena for later outputs), conv inputs are moved into the
+//! kernels' tensors and back rather than copied, and element-wise ops overwrite an input
+//! that dies with them.
 use crate::graph::Graph;
 use crate::ops::{eval, Ctx, Op};
 use crate::{GraphError, Result, Value};
@@ -28,22 +30,9 @@ impl Graph {
             let ctx = Ctx {
                 node: &node.name,
                 op: &node.op_type,
+                arena: Some(&self.arena),
             };
-            let outs = match (&node.op, node.inputs.first().copied().flatten()) {
-                // Move the input into the kernels and back: no copy of the activation.
-                (Op::Conv(c), Some(id)) if slots[id].is_some() => {
-                    let Some(Value::F32(x)) = slots[id].take() else {
-                        return Err(ctx.err("conv input is not f32"));
-                    };
-                    let (y, back) = c.run_owned(x, ctx)?;
-                    slots[id] = Some(Value::F32(back));
-                    vec![y]
-                }
-                _ => {
-                    let ins = self.node_inputs(node, &slots, ctx)?;
-                    eval(&node.op, &ins, ctx)?
-                }
-            };
+            let outs = self.eval_node(k, &mut slots, &last, ctx)?;
             {
                 let refs: Vec<&Value> = outs.iter().collect();
                 observe(k, &refs);
@@ -51,6 +40,102 @@ impl Graph {
             self.store_outputs(k, outs, &mut slots, &last, ctx)?;
         }
         self.take_outputs(&mut slots)
+    }
+
+    /// Runs node `k` on the values in `slots`. Convs move their input into the kernels and
+    /// back (no copy); element-wise ops write into an input this node reads last when it
+    /// has the output's shape; other outputs come from the arena.
+    pub(crate) fn eval_node(
+        &self,
+        k: usize,
+        slots: &mut [Option<Value>],
+        last: &[Option<usize>],
+        ctx: Ctx,
+    ) -> Result<Vec<Value>> {
+        let node = &self.nodes[k];
+        let first = node.inputs.first().copied().flatten();
+        match (&node.op, first) {
+            (Op::Conv(c), Some(id)) if slots[id].is_some() => {
+                let Some(Value::F32(x)) = slots[id].take() else {
+                    return Err(ctx.err("conv input is not f32"));
+                };
+                let (y, back) = c.run_owned(x, ctx)?;
+                slots[id] = Some(Value::F32(back));
+                return Ok(vec![y]);
+            }
+            (Op::Unary(u), Some(id)) if self.dies_at(id, k, slots, last) => {
+                if let Some(Value::F32(mut x)) = slots[id].take() {
+                    if let Some(xs) = x.as_slice_mut() {
+                        u.apply_slice(xs);
+                        return Ok(vec![Value::F32(x)]);
+                    }
+                    slots[id] = Some(Value::F32(x));
+                } else {
+                    return Err(ctx.err("input 0 is not f32"));
+                }
+            }
+            (Op::Binary(b), Some(ia)) => {
+                if let Some(v) = self.binary_in_place(*b, k, ia, slots, last) {
+                    return Ok(vec![v]);
+                }
+            }
+            _ => {}
+        }
+        let ins = self.node_inputs(node, slots, ctx)?;
+        eval(&node.op, &ins, ctx)
+    }
+
+    /// Whether value `id` is a runtime value that node `k` reads last (so it may be consumed).
+    fn dies_at(
+        &self,
+        id: usize,
+        k: usize,
+        slots: &[Option<Value>],
+        last: &[Option<usize>],
+    ) -> bool {
+        last[id] == Some(k)
+            && matches!(slots[id], Some(Value::F32(_)))
+            && !self.outputs.contains(&id)
+            && self.nodes[k]
+                .inputs
+                .iter()
+                .flatten()
+                .filter(|&&i| i == id)
+                .count()
+                == 1
+    }
+
+    /// A binary op computed into whichever f32 operand dies here and has the output's shape.
+    fn binary_in_place(
+        &self,
+        op: crate::ops::Binary,
+        k: usize,
+        ia: usize,
+        slots: &mut [Option<Value>],
+        last: &[Option<usize>],
+    ) -> Option<Value> {
+        let ib = self.nodes[k].inputs.get(1).copied().flatten()?;
+        for (mine, theirs, left) in [(ia, ib, true), (ib, ia, false)] {
+            if !self.dies_at(mine, k, slots, last) {
+                continue;
+            }
+            let Some(Value::F32(mut x)) = slots[mine].take() else {
+                continue;
+            };
+            let done = match slots[theirs]
+                .as_ref()
+                .or_else(|| self.constants.get(&theirs))
+            {
+                Some(Value::F32(y)) if left => op.assign_left(&mut x, y),
+                Some(Value::F32(y)) => op.assign_right(y, &mut x),
+                _ => false,
+            };
+            if done {
+                return Some(Value::F32(x));
+            }
+            slots[mine] = Some(Value::F32(x));
+        }
+        None
     }
 
     /// Stores node `k`'s outputs in their slots and frees the inputs it read last.
@@ -75,7 +160,9 @@ impl Graph {
         }
         for id in node.inputs.iter().flatten() {
             if last[*id] == Some(k) && !self.outputs.contains(id) {
-                slots[*id] = None;
+                if let Some(v) = slots[*id].take() {
+                    self.arena.recycle(v);
+                }
             }
         }
         Ok(())
@@ -156,5 +243,86 @@ impl Graph {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::{Graph, Input, Node};
+    use crate::ops::{Binary, Op, Unary};
+    use crate::Value;
+    use elide_kernels::rng::SplitMix64;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn push(g: &mut Graph, op: Op, inputs: &[usize]) -> usize {
+        g.names.push(format!("v{}", g.names.len()));
+        let out = g.names.len() - 1;
+        g.nodes.push(Node {
+            name: format!("n{}", g.nodes.len()),
+            op_type: op.kind().to_string(),
+            op,
+            inputs: inputs.iter().map(|&i| Some(i)).collect(),
+            outputs: vec![out],
+        });
+        out
+    }
+
+    fn constant(g: &mut Graph, a: ArrayD<f32>) -> usize {
+        g.names.push(format!("c{}", g.names.len()));
+        let id = g.names.len() - 1;
+        g.constants.insert(id, Value::F32(a));
+        id
+    }
+
+    /// In-place element-wise ops must not overwrite a value that is read again, read twice
+    /// by the same node, a graph output or a constant; and reused arena buffers (stale
+    /// contents) must not leak into results.
+    #[test]
+    fn in_place_ops_leave_live_values_alone() {
+        let mut rng = SplitMix64::new(3);
+        let shape = [2, 3, 11, 70];
+        let n: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), rng.vec(n, -1.0, 1.0)).unwrap();
+        let scale = ArrayD::from_shape_vec(IxDyn(&[1, 3, 1, 1]), vec![0.5, -2.0, 3.0]).unwrap();
+        let one = ArrayD::from_shape_vec(IxDyn(&[1]), vec![1.0]).unwrap();
+
+        let mut g = Graph::default();
+        g.names.push("x".into());
+        g.inputs.push(Input {
+            id: 0,
+            shape: vec![],
+        });
+        let s = constant(&mut g, scale.clone());
+        let c1 = constant(&mut g, one.clone());
+        let a = push(&mut g, Op::Unary(Unary::Relu), &[0]);
+        let b = push(&mut g, Op::Binary(Binary::Mul), &[a, a]);
+        let c = push(&mut g, Op::Binary(Binary::Add), &[b, 0]);
+        let d = push(&mut g, Op::Binary(Binary::Sub), &[c1, c]);
+        let e = push(&mut g, Op::Binary(Binary::Mul), &[d, s]);
+        let f = push(&mut g, Op::Unary(Unary::Sigmoid), &[e]);
+        g.outputs = vec![a, f];
+
+        let ra = x.mapv(|v| v.max(0.0));
+        let rc = &ra * &ra + &x;
+        let re = (1.0 - &rc) * &scale;
+        let rf = re.mapv(|v| 1.0 / (1.0 + (-v).exp()));
+        for run in 0..3 {
+            let out = g.run(vec![Value::F32(x.clone())]).unwrap();
+            assert_eq!(
+                out[0],
+                Value::F32(ra.clone()),
+                "run {run}: output a consumed"
+            );
+            let got = out[1].as_f32().unwrap();
+            let err = got
+                .iter()
+                .zip(rf.iter())
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-6, "run {run}: error {err}");
+        }
+        assert_eq!(g.constants[&s], Value::F32(scale));
+        assert_eq!(g.constants[&c1], Value::F32(one));
+        assert!(g.arena.held().0 > 0, "freed values were kept for reuse");
     }
 }

@@ -1,4 +1,5 @@
 //! The graph IR: values by index, nodes with typed ops, in topological order.
+use crate::arena::Arena;
 use crate::ops::Op;
 use crate::Value;
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub struct Graph {
     pub outputs: Vec<ValueId>,
     /// Nodes in execution order.
     pub nodes: Vec<Node>,
+    /// Buffers freed by earlier nodes and runs, reused for op outputs.
+    pub arena: Arena,
 }
 
 impl Graph {

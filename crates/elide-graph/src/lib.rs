@@ -5,12 +5,14 @@
 //! - [`graph`]: the IR (values by index, nodes with typed [`ops::Op`]s in execution order).
 //! - [`optimize`]: constant folding, batch-norm folding and activation fusion into convs.
 //! - [`ops`]: the op implementations (convs on elide-kernels, the rest on `ndarray`).
-//! - `exec`: [`Graph::run`], freeing each value after its last reader.
+//! - `exec`: [`Graph::run`], freeing each value after its last reader into the graph's
+//!   [`arena`], from which op outputs are taken; element-wise ops run in place on dying inputs.
 //! - [`sparse`]: [`Graph::run_masked`], convs computed only where a mask asks (exact or fast).
 //! - [`weights`]: PyTorch `.pth` and safetensors state dicts; [`zoo`]: networks defined in code
 //!   that take them (the MNIST CNN).
 #![deny(missing_docs)]
 
+pub mod arena;
 mod error;
 mod exec;
 pub mod graph;

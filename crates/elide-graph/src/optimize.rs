@@ -38,6 +38,7 @@ pub fn fold_constants(g: &mut Graph) -> Result<usize> {
         let ctx = Ctx {
             node: &node.name,
             op: &node.op_type,
+            arena: None,
         };
         let outs = eval(&node.op, &ins, ctx)?;
         for (id, v) in node.outputs.iter().zip(outs) {

@@ -17,9 +17,12 @@ impl ConvOp {
     /// Runs on an owned input and hands it back, so the caller can keep using it.
     pub fn run_owned(&self, x: ArrayD<f32>, ctx: Ctx) -> Result<(Value, ArrayD<f32>)> {
         let t = to_tensor(x, ctx)?;
-        let out = self.conv.forward(&t);
+        let shape = self.conv.out_shape(t.shape())?;
+        let mut out = Tensor::from_vec(shape, ctx.alloc(shape.iter().product()))?;
+        let run = self.conv.forward_into(&t, &mut out);
         let back = from_tensor(t);
-        Ok((Value::F32(from_tensor(out?)), back))
+        run?;
+        Ok((Value::F32(from_tensor(out)), back))
     }
 
     /// Runs on a borrowed input (copies it once).

@@ -2,7 +2,8 @@
 //! column into its output window.
 use super::Ctx;
 use crate::Result;
-use ndarray::{Array4, ArrayD, Ix4};
+use ndarray::{ArrayD, Ix4, IxDyn};
+use rayon::prelude::*;
 
 /// A transposed convolution with constant weights `[cin, cout, kh, kw]`.
 #[derive(Clone, Debug)]
@@ -50,9 +51,8 @@ impl ConvTranspose {
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard");
         let (m, k, npix) = (cout * kh * kw, cin, h * w);
-        let mut cols = vec![0f32; m * npix];
-        let mut out = Array4::<f32>::zeros((n, cout, ho, wo));
-        let dst = out.as_slice_mut().expect("fresh");
+        let mut cols = ctx.alloc(m * npix);
+        let mut out = ctx.alloc(n * cout * ho * wo);
         for b in 0..n {
             // cols[(co, ky, kx), p] = sum_ci W[ci, (co, ky, kx)] x[ci, p]: lhs is W^T.
             // SAFETY: lhs is m x k with row stride 1 and column stride m inside `weight`; rhs
@@ -77,35 +77,63 @@ impl ConvTranspose {
                     false,
                     false,
                     false,
-                    gemm::Parallelism::None,
+                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
                 );
             }
-            let plane = &mut dst[b * cout * ho * wo..(b + 1) * cout * ho * wo];
-            for co in 0..cout {
-                let o = &mut plane[co * ho * wo..(co + 1) * ho * wo];
-                o.fill(self.bias[co]);
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let row = &cols[((co * kh + ky) * kw + kx) * npix..][..npix];
-                        for iy in 0..h {
-                            let oy = (iy * self.stride[0] + ky * self.dilation[0]) as isize
-                                - pt as isize;
-                            if oy < 0 || oy >= ho as isize {
-                                continue;
-                            }
-                            for ix in 0..w {
-                                let ox = (ix * self.stride[1] + kx * self.dilation[1]) as isize
-                                    - pl as isize;
-                                if ox >= 0 && ox < wo as isize {
-                                    o[oy as usize * wo + ox as usize] += row[iy * w + ix];
-                                }
-                            }
-                        }
+            let plane = &mut out[b * cout * ho * wo..(b + 1) * cout * ho * wo];
+            plane
+                .par_chunks_mut(ho * wo)
+                .enumerate()
+                .for_each(|(co, o)| self.scatter(co, &cols, [h, w], [ho, wo], o));
+        }
+        ctx.give(cols);
+        let _ = pr;
+        Ok(ArrayD::from_shape_vec(IxDyn(&[n, cout, ho, wo]), out)?)
+    }
+
+    /// Output channel `co`: bias, then each tap's column rows added at their strided
+    /// positions (rows and columns outside the cropped output skipped once, not per pixel).
+    fn scatter(
+        &self,
+        co: usize,
+        cols: &[f32],
+        [h, w]: [usize; 2],
+        [ho, wo]: [usize; 2],
+        o: &mut [f32],
+    ) {
+        let [_, _, kh, kw] = self.shape;
+        let npix = h * w;
+        let (pt, pl) = (self.pads[0] as isize, self.pads[1] as isize);
+        let [sy, sx] = self.stride;
+        let [dy, dx] = self.dilation;
+        o.fill(self.bias[co]);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = &cols[((co * kh + ky) * kw + kx) * npix..][..npix];
+                let off = (kx * dx) as isize - pl;
+                // Input columns whose output column lands inside [0, wo).
+                let ix0 = if off >= 0 {
+                    0
+                } else {
+                    ((-off) as usize).div_ceil(sx)
+                };
+                let ix1 = if (wo as isize) <= off {
+                    0
+                } else {
+                    (((wo as isize - off) as usize).div_ceil(sx)).min(w)
+                };
+                for iy in 0..h {
+                    let oy = (iy * sy + ky * dy) as isize - pt;
+                    if oy < 0 || oy >= ho as isize {
+                        continue;
+                    }
+                    let orow = &mut o[oy as usize * wo..(oy as usize + 1) * wo];
+                    let irow = &row[iy * w..(iy + 1) * w];
+                    for ix in ix0..ix1.max(ix0) {
+                        orow[((ix * sx) as isize + off) as usize] += irow[ix];
                     }
                 }
             }
         }
-        let _ = pr;
-        Ok(out.into_dyn())
     }
 }

@@ -1,8 +1,10 @@
-//! Element-wise ops: activations, broadcasting arithmetic, batch-norm and softmax.
+//! Element-wise ops of one input: activations, batch-norm and softmax; and the broadcasting
+//! that `binary` falls back on.
 use super::Ctx;
 use crate::{GraphError, Result, Value};
 use elide_kernels::conv::Activation;
-use ndarray::{ArrayD, Axis, Zip};
+use ndarray::{ArrayD, Axis};
+use rayon::prelude::*;
 
 /// Element-wise functions of one f32 input.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,148 +74,28 @@ impl Unary {
         }
     }
 
-    /// Applies to every element.
-    pub fn apply(&self, x: &ArrayD<f32>) -> ArrayD<f32> {
-        x.mapv(|v| self.eval(v))
-    }
-}
-
-/// Broadcasting binary arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binary {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-}
-
-impl Binary {
-    /// Numpy broadcasting on f32, or on i64 (shape arithmetic).
-    pub fn apply(&self, a: &Value, b: &Value, ctx: Ctx) -> Result<Value> {
-        let bad = |e: ndarray::ShapeError| {
-            ctx.err(format!(
-                "cannot broadcast {:?} with {:?}: {e}",
-                a.shape(),
-                b.shape()
-            ))
-        };
-        Ok(match (a, b) {
-            (Value::F32(a), Value::F32(b)) => Value::F32(self.f32(a, b).map_err(bad)?),
-            (Value::I64(a), Value::I64(b)) => {
-                if *self == Binary::Div && b.iter().any(|&v| v == 0) {
-                    return Err(ctx.err("integer division by zero"));
-                }
-                let (a, b) = co_broadcast(a, b).map_err(bad)?;
-                let mut out = a.to_owned();
-                Zip::from(&mut out).and(&b).for_each(|o, &b| {
-                    *o = match self {
-                        Binary::Add => *o + b,
-                        Binary::Sub => *o - b,
-                        Binary::Mul => *o * b,
-                        Binary::Div => *o / b,
-                    }
-                });
-                Value::I64(out)
-            }
-            _ => {
-                return Err(ctx.err(format!(
-                    "mixed element types {} and {}",
-                    a.dtype(),
-                    b.dtype()
-                )))
-            }
-        })
+    /// Applies to every element, into a buffer from the arena.
+    pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> ArrayD<f32> {
+        let mut out = ctx.alloc(x.len());
+        out.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v);
+        self.apply_slice(&mut out);
+        ArrayD::from_shape_vec(x.raw_dim(), out).expect("same length as the input")
     }
 
-    fn f32(
-        &self,
-        a: &ArrayD<f32>,
-        b: &ArrayD<f32>,
-    ) -> std::result::Result<ArrayD<f32>, ndarray::ShapeError> {
-        if let Some(out) = self.fast(a, b) {
-            return Ok(out);
-        }
-        let (av, bv) = co_broadcast(a, b)?;
-        let mut out = av.as_standard_layout().into_owned();
-        let op = *self;
-        Zip::from(&mut out).and(&bv).for_each(|o, &b| {
-            *o = match op {
-                Binary::Add => *o + b,
-                Binary::Sub => *o - b,
-                Binary::Mul => *o * b,
-                Binary::Div => *o / b,
-            }
+    /// Applies in place, in parallel chunks; the kernels' vectorised activations where one
+    /// matches.
+    pub fn apply_slice(&self, xs: &mut [f32]) {
+        const CHUNK: usize = 1 << 14;
+        let act = self.as_activation();
+        xs.par_chunks_mut(CHUNK).for_each(|c| match act {
+            Some(a) => a.bias_apply(c, 0.0),
+            None => c.iter_mut().for_each(|v| *v = self.eval(*v)),
         });
-        Ok(out)
-    }
-}
-
-impl Binary {
-    #[inline(always)]
-    fn op(self, x: f32, y: f32) -> f32 {
-        match self {
-            Binary::Add => x + y,
-            Binary::Sub => x - y,
-            Binary::Mul => x * y,
-            Binary::Div => x / y,
-        }
-    }
-
-    /// Contiguous fast paths: equal shapes, and a right operand that is a scalar or one value
-    /// per channel of a `[N, C, ...]` left operand (residual adds, SE-block scales). Generic
-    /// broadcasting through `Zip` ran these at a fraction of memory speed.
-    fn fast(&self, a: &ArrayD<f32>, b: &ArrayD<f32>) -> Option<ArrayD<f32>> {
-        let (asl, bsl) = (a.as_slice()?, b.as_slice()?);
-        let op = *self;
-        let mut out = vec![0f32; asl.len()];
-        if a.shape() == b.shape() {
-            macro_rules! each {
-                ($f:expr) => {
-                    out.iter_mut()
-                        .zip(asl.iter().zip(bsl))
-                        .for_each(|(o, (&x, &y))| *o = $f(x, y))
-                };
-            }
-            match op {
-                Binary::Add => each!(|x: f32, y: f32| x + y),
-                Binary::Sub => each!(|x: f32, y: f32| x - y),
-                Binary::Mul => each!(|x: f32, y: f32| x * y),
-                Binary::Div => each!(|x: f32, y: f32| x / y),
-            }
-            return ArrayD::from_shape_vec(a.raw_dim(), out).ok();
-        }
-        let s = a.shape();
-        let per_channel = s.len() >= 2 && b.ndim() <= s.len() && {
-            // b's shape right-aligned against a's: all 1 except possibly at axis 1.
-            let off = s.len() - b.ndim();
-            b.shape()
-                .iter()
-                .enumerate()
-                .all(|(i, &d)| d == 1 || (i + off == 1 && d == s[1]))
-        };
-        if !per_channel || asl.is_empty() {
-            return None;
-        }
-        let inner: usize = s[2..].iter().product();
-        let c = s[1];
-        for (k, (o, x)) in out
-            .chunks_mut(inner.max(1))
-            .zip(asl.chunks(inner.max(1)))
-            .enumerate()
-        {
-            let y = if bsl.len() == 1 { bsl[0] } else { bsl[k % c] };
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = op.op(x, y));
-        }
-        ArrayD::from_shape_vec(a.raw_dim(), out).ok()
     }
 }
 
 /// Both arrays broadcast to their common shape (views).
-fn co_broadcast<'a, T>(
+pub(super) fn co_broadcast<'a, T>(
     a: &'a ArrayD<T>,
     b: &'a ArrayD<T>,
 ) -> std::result::Result<

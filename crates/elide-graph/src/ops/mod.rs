@@ -3,6 +3,7 @@
 //! Convolutions run on elide-kernels (`Conv2d`: tiled im2col + GEMM, folded batch-norm,
 //! fused activation); everything else is written here on `ndarray`, where it is cheap next
 //! to the convolutions.
+mod binary;
 mod conv;
 mod conv_transpose;
 mod elementwise;
@@ -14,12 +15,14 @@ mod shape;
 #[cfg(test)]
 mod tests;
 
+pub use binary::Binary;
 pub use conv::ConvOp;
 pub use conv_transpose::ConvTranspose;
-pub use elementwise::{Binary, Unary};
+pub use elementwise::Unary;
 pub use pool::{Pool, PoolKind};
 pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};
 
+use crate::arena::Arena;
 use crate::{GraphError, Result, Value};
 
 /// A typed op.
@@ -170,16 +173,33 @@ impl Op {
     }
 }
 
-/// Names a node in errors.
+/// The node an op runs for (named in errors) and where its output buffers come from.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     /// Node name.
     pub node: &'a str,
     /// ONNX op type.
     pub op: &'a str,
+    /// The running graph's buffer pool (`None`: plain allocation, e.g. constant folding).
+    pub arena: Option<&'a Arena>,
 }
 
 impl Ctx<'_> {
+    /// An output buffer of `len` floats with unspecified contents: the op writes all of it.
+    pub fn alloc(&self, len: usize) -> Vec<f32> {
+        match self.arena {
+            Some(a) => a.take(len),
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Returns a scratch buffer taken with [`Ctx::alloc`].
+    pub fn give(&self, v: Vec<f32>) {
+        if let Some(a) = self.arena {
+            a.give(v);
+        }
+    }
+
     /// An "invalid node" error.
     pub fn err(&self, detail: impl Into<String>) -> GraphError {
         GraphError::Invalid {
@@ -225,7 +245,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
     match op {
         Op::Conv(c) => one(c.run_borrowed(ctx.f32(inputs, 0)?, ctx)?),
         Op::BatchNorm { eps } => one(elementwise::batch_norm(inputs, *eps, ctx)?),
-        Op::Unary(u) => one(Value::F32(u.apply(ctx.f32(inputs, 0)?))),
+        Op::Unary(u) => one(Value::F32(u.apply(ctx.f32(inputs, 0)?, ctx))),
         Op::Binary(b) => one(b.apply(ctx.input(inputs, 0)?, ctx.input(inputs, 1)?, ctx)?),
         Op::Pool(p) => one(Value::F32(p.apply(ctx.f32(inputs, 0)?, ctx)?)),
         Op::GlobalAveragePool => one(Value::F32(pool::global_average(ctx.f32(inputs, 0)?, ctx)?)),

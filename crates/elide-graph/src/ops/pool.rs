@@ -1,7 +1,7 @@
 //! Max and average pooling over the two trailing axes of an NCHW array.
 use super::Ctx;
 use crate::Result;
-use ndarray::{Array4, ArrayD, Ix4};
+use ndarray::{ArrayD, Ix4, IxDyn};
 use rayon::prelude::*;
 
 /// Max or average.
@@ -69,12 +69,10 @@ impl Pool {
         };
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard layout");
-        let mut out = Array4::<f32>::zeros((n, c, ho, wo));
+        let mut out = ctx.alloc(n * c * ho * wo);
         let p = *self;
         let separable = p.kind == PoolKind::Max && p.stride == [1, 1] && p.dilation == [1, 1];
-        out.as_slice_mut()
-            .expect("fresh array")
-            .par_chunks_mut(ho * wo)
+        out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(plane, o)| {
                 let xin = &src[plane * h * w..(plane + 1) * h * w];
@@ -88,7 +86,7 @@ impl Pool {
                     }
                 }
             });
-        Ok(out.into_dyn())
+        Ok(ArrayD::from_shape_vec(IxDyn(&[n, c, ho, wo]), out)?)
     }
 
     /// Stride-1 max pooling as a max over columns, then over rows (kh + kw comparisons per

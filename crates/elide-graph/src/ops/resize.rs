@@ -2,7 +2,7 @@
 //! coordinate transformation modes.
 use super::Ctx;
 use crate::Result;
-use ndarray::{Array4, ArrayD, Ix4};
+use ndarray::{ArrayD, Ix4, IxDyn};
 use rayon::prelude::*;
 
 /// How output coordinates map back to input coordinates.
@@ -128,23 +128,19 @@ impl Resize {
         let tx = self.taps(wo, w, scales[1]);
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard layout");
-        let mut out = Array4::<f32>::zeros((n, c, ho, wo));
-        out.as_slice_mut()
-            .expect("fresh")
-            .par_chunks_mut(ho * wo)
-            .enumerate()
-            .for_each(|(p, o)| {
-                let plane = &src[p * h * w..(p + 1) * h * w];
-                for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
-                    let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
-                    let orow = &mut o[oy * wo..(oy + 1) * wo];
-                    for (v, &(x0, x1, fx)) in orow.iter_mut().zip(&tx) {
-                        let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-                        let bot = r1[x0] + (r1[x1] - r1[x0]) * fx;
-                        *v = top + (bot - top) * fy;
-                    }
+        let mut out = ctx.alloc(n * c * ho * wo);
+        out.par_chunks_mut(ho * wo).enumerate().for_each(|(p, o)| {
+            let plane = &src[p * h * w..(p + 1) * h * w];
+            for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
+                let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
+                let orow = &mut o[oy * wo..(oy + 1) * wo];
+                for (v, &(x0, x1, fx)) in orow.iter_mut().zip(&tx) {
+                    let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+                    let bot = r1[x0] + (r1[x1] - r1[x0]) * fx;
+                    *v = top + (bot - top) * fy;
                 }
-            });
-        Ok(out.into_dyn())
+            }
+        });
+        Ok(ArrayD::from_shape_vec(IxDyn(&[n, c, ho, wo]), out)?)
     }
 }

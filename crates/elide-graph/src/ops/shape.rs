@@ -104,6 +104,45 @@ pub fn transpose(v: &Value, perm: &[usize], ctx: Ctx) -> Result<Value> {
     )
 }
 
+/// f32 concatenation into a buffer from the arena: per index of the axes before `ax`, each
+/// input's contiguous block in turn.
+fn concat_f32(
+    views: &[ndarray::ArrayViewD<f32>],
+    ax: usize,
+    ctx: Ctx,
+) -> std::result::Result<ArrayD<f32>, ndarray::ShapeError> {
+    let incompatible = || ndarray::ShapeError::from_kind(ndarray::ErrorKind::IncompatibleShape);
+    let first = views[0].shape();
+    let mut shape = first.to_vec();
+    shape[ax] = 0;
+    for v in views {
+        let s = v.shape();
+        let fits = s.len() == first.len()
+            && s.iter()
+                .zip(first)
+                .enumerate()
+                .all(|(i, (a, b))| i == ax || a == b);
+        if !fits {
+            return Err(incompatible());
+        }
+        shape[ax] += s[ax];
+    }
+    let outer: usize = first[..ax].iter().product();
+    let total: usize = shape.iter().product();
+    let mut out = ctx.alloc(total);
+    let blocks: Vec<_> = views.iter().map(|v| v.as_standard_layout()).collect();
+    let mut at = 0;
+    for o in 0..outer {
+        for b in &blocks {
+            let s = b.as_slice().expect("standard layout");
+            let len = s.len() / outer.max(1);
+            out[at..at + len].copy_from_slice(&s[o * len..(o + 1) * len]);
+            at += len;
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out)
+}
+
 /// Joins the present inputs along `axis` (all f32 or all i64).
 pub fn concat(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
     let vals: Vec<&Value> = inputs.iter().flatten().copied().collect();
@@ -123,7 +162,7 @@ pub fn concat(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
                         .ok_or_else(|| ctx.err("mixed element types"))
                 })
                 .collect::<Result<_>>()?;
-            Value::F32(ndarray::concatenate(Axis(ax), &views).map_err(err)?)
+            Value::F32(concat_f32(&views, ax, ctx).map_err(err)?)
         }
         Value::I64(_) => {
             let views: Vec<_> = vals

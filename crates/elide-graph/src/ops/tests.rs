@@ -3,7 +3,11 @@ use super::*;
 use crate::Value;
 use ndarray::{ArrayD, IxDyn};
 
-const CTX: Ctx = Ctx { node: "t", op: "t" };
+pub(crate) const CTX: Ctx = Ctx {
+    node: "t",
+    op: "t",
+    arena: None,
+};
 
 fn arr(shape: &[usize], data: Vec<f32>) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(shape), data).unwrap()
@@ -50,10 +54,12 @@ fn resize_nearest_and_linear_match_the_spec_examples() {
 #[test]
 fn conv_transpose_matches_a_naive_scatter() {
     let mut rng = elide_kernels::rng::SplitMix64::new(5);
-    for (stride, pads, k) in [
-        ([2, 2], [0, 0, 0, 0], [2, 2]),
-        ([2, 1], [1, 0, 0, 1], [3, 2]),
-        ([1, 1], [1, 1, 1, 1], [3, 3]),
+    for (stride, pads, k, dil) in [
+        ([2, 2], [0, 0, 0, 0], [2, 2], [1, 1]),
+        ([2, 1], [1, 0, 0, 1], [3, 2], [1, 1]),
+        ([1, 1], [1, 1, 1, 1], [3, 3], [1, 1]),
+        ([2, 3], [2, 3, 1, 2], [3, 4], [1, 1]),
+        ([3, 2], [1, 2, 2, 1], [2, 3], [2, 2]),
     ] {
         let (cin, cout, h, w) = (3, 2, 4, 5);
         let x = arr(&[1, cin, h, w], rng.vec(cin * h * w, -1.0, 1.0));
@@ -64,12 +70,12 @@ fn conv_transpose_matches_a_naive_scatter() {
             bias: vec![0.5, -0.5],
             stride,
             pads,
-            dilation: [1, 1],
+            dilation: dil,
             output_padding: [0, 0],
         };
         let y = ct.apply(&x, CTX).unwrap();
-        let fh = (h - 1) * stride[0] + k[0];
-        let fw = (w - 1) * stride[1] + k[1];
+        let fh = (h - 1) * stride[0] + (k[0] - 1) * dil[0] + 1;
+        let fw = (w - 1) * stride[1] + (k[1] - 1) * dil[1] + 1;
         let mut full = vec![0f32; cout * fh * fw];
         for ci in 0..cin {
             for co in 0..cout {
@@ -77,9 +83,10 @@ fn conv_transpose_matches_a_naive_scatter() {
                     for ix in 0..w {
                         for ky in 0..k[0] {
                             for kx in 0..k[1] {
-                                full[(co * fh + iy * stride[0] + ky) * fw + ix * stride[1] + kx] +=
-                                    x[[0, ci, iy, ix]]
-                                        * wt[((ci * cout + co) * k[0] + ky) * k[1] + kx];
+                                full[(co * fh + iy * stride[0] + ky * dil[0]) * fw
+                                    + ix * stride[1]
+                                    + kx * dil[1]] += x[[0, ci, iy, ix]]
+                                    * wt[((ci * cout + co) * k[0] + ky) * k[1] + kx];
                             }
                         }
                     }

@@ -33,7 +33,7 @@ pub mod region;
 pub use masks::{mask_from_array, mask_from_difference, mask_from_threshold, resample_max};
 
 use crate::graph::Graph;
-use crate::ops::{eval, Ctx, Op};
+use crate::ops::{Ctx, Op};
 use crate::{GraphError, Result, Value};
 pub use elide::sbnet::BlockSize;
 use elide::sbnet::{Plan, SparseConv2d};
@@ -237,6 +237,7 @@ impl<'g> MaskedRunner<'g> {
             let ctx = Ctx {
                 node: &node.name,
                 op: &node.op_type,
+                arena: Some(&g.arena),
             };
             let input0 = node.inputs.first().copied().flatten();
             let outs = match (&self.convs[k], input0) {
@@ -249,7 +250,10 @@ impl<'g> MaskedRunner<'g> {
                     let [on, _, oh, ow] = out_shape;
                     let mpp = macs_per_pixel(sc);
                     total += mpp * (on * oh * ow) as f64;
-                    let mut base = Tensor::zeros(out_shape);
+                    // Skipped blocks read as zeros.
+                    let mut zeros = ctx.alloc(out_shape.iter().product());
+                    zeros.fill(0.0);
+                    let mut base = Tensor::from_vec(out_shape, zeros)?;
                     let need = needs.as_ref().map(|(nd, _)| &nd[node.outputs[0]]);
                     let plan = match need {
                         None => {
@@ -289,10 +293,7 @@ impl<'g> MaskedRunner<'g> {
                     slots[id] = Some(Value::F32(from_tensor(t)));
                     vec![Value::F32(from_tensor(base))]
                 }
-                _ => {
-                    let ins = g.node_inputs(node, &slots, ctx)?;
-                    eval(&node.op, &ins, ctx)?
-                }
+                _ => g.eval_node(k, &mut slots, &last, ctx)?,
             };
             g.store_outputs(k, outs, &mut slots, &last, ctx)?;
         }

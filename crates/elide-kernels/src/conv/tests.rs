@@ -28,6 +28,16 @@ fn check(
         "{:?} {x_shape:?} {p:?} {act:?}: err {err}",
         conv.kernel()
     );
+    // Reused buffers (the graph executor's arena) hold stale values: every output must be
+    // written, none accumulated into.
+    let mut reused = Tensor::from_vec(got.shape(), vec![f32::NAN; got.len()]).unwrap();
+    conv.forward_into(&x, &mut reused).unwrap();
+    assert_eq!(
+        reused,
+        got,
+        "{:?} {x_shape:?} {p:?}: forward_into",
+        conv.kernel()
+    );
     conv.kernel()
 }
 
