@@ -235,7 +235,7 @@ impl Graph {
                 )));
             }
             if let Value::F32(a) = v {
-                if let Some(i) = a.iter().position(|x| !x.is_finite()) {
+                if let Some(i) = first_non_finite(a) {
                     return Err(GraphError::Model(format!(
                         "input '{name}' holds a non-finite value at flat index {i}"
                     )));
@@ -244,6 +244,20 @@ impl Graph {
         }
         Ok(())
     }
+}
+
+/// Flat index of the first NaN/inf. Contiguous arrays are scanned in branch-free chunks
+/// (a dynamic-rank element iterator took ~1 ms on a 640x640 RGB input).
+fn first_non_finite(a: &ndarray::ArrayD<f32>) -> Option<usize> {
+    let Some(s) = a.as_slice() else {
+        return a.iter().position(|x| !x.is_finite());
+    };
+    const CHUNK: usize = 4096;
+    let c = s
+        .chunks(CHUNK)
+        .position(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()))?;
+    let at = c * CHUNK;
+    s[at..].iter().position(|x| !x.is_finite()).map(|i| at + i)
 }
 
 #[cfg(test)]

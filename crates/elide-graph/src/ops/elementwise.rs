@@ -77,7 +77,10 @@ impl Unary {
     /// Applies to every element, into a buffer from the arena.
     pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> ArrayD<f32> {
         let mut out = ctx.alloc(x.len());
-        out.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v);
+        match x.as_slice() {
+            Some(xs) => out.copy_from_slice(xs),
+            None => out.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v),
+        }
         self.apply_slice(&mut out);
         ArrayD::from_shape_vec(x.raw_dim(), out).expect("same length as the input")
     }

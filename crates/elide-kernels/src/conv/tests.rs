@@ -91,7 +91,20 @@ fn random_shapes_all_kernels_match_reference() {
             check(&mut rng, [n, cin, h, w], cout, p, act)
         ));
     }
-    assert_eq!(seen.len(), 3, "all kernels exercised: {seen:?}");
+    // The direct kernel needs AVX2 + FMA; elsewhere its layers take im2col + GEMM.
+    let avx2 = cfg!(target_arch = "x86_64") && {
+        let w = Tensor::zeros([8, 3, 3, 3]);
+        let c = Conv2d::new(&w, None, Conv2dParams::same(3), Activation::None).unwrap();
+        direct::applies(&c)
+    };
+    if !avx2 {
+        println!("SKIPPED the direct kernel: no AVX2+FMA on this CPU");
+    }
+    assert_eq!(
+        seen.len(),
+        3 + usize::from(avx2),
+        "all kernels exercised: {seen:?}"
+    );
 }
 
 #[test]
@@ -356,6 +369,69 @@ fn checked_forward_finds_nan_in_any_band() {
                 matches!(e, crate::KernelError::NonFinite { .. }),
                 "{p:?} at {i}: {e}"
             );
+        }
+    }
+}
+
+/// The interleaved depthwise kernel on planes that split into row bands, channel counts that
+/// leave a partial group of 8, strides, dilations and asymmetric padding; and the row-wise
+/// kernel it replaces (still used without AVX2 and for channel multipliers) on the same cases.
+#[test]
+fn depthwise_kernels_match_reference_on_banded_planes() {
+    let mut rng = SplitMix64::new(91);
+    let cases = [
+        (8, [200, 170], [3, 3], [1, 1], [1, 1]),
+        (19, [131, 97], [5, 5], [2, 2], [1, 1]),
+        (24, [77, 150], [3, 3], [1, 2], [2, 2]),
+        (3, [9, 300], [3, 5], [2, 1], [1, 3]),
+    ];
+    for (c, [h, w], [kh, kw], stride, dil) in cases {
+        let p = Conv2dParams::new(kh, kw)
+            .with_stride(stride[0], stride[1])
+            .with_dilation(dil[0], dil[1])
+            .with_groups(c)
+            .with_pad(Padding {
+                top: 2,
+                left: 1,
+                bottom: 0,
+                right: 3,
+            });
+        assert_eq!(
+            check(&mut rng, [2, c, h, w], c, p, Activation::HardSwish),
+            ConvKernel::Depthwise
+        );
+        let x = random_tensor(&mut rng, [1, c, h, w]);
+        let wt = random_tensor(&mut rng, [c, 1, kh, kw]);
+        let conv = Conv2d::new(&wt, Some(&rng.vec(c, -0.5, 0.5)), p, Activation::Relu).unwrap();
+        let want = conv2d_reference(&x, &wt, Some(conv.bias()), &p, Activation::Relu).unwrap();
+        let scale = conv2d_error_scale(&x, &wt, Some(conv.bias()), &p).unwrap();
+        let mut rows = Tensor::zeros(want.shape());
+        assert!(depthwise::run(
+            &conv,
+            &x,
+            &mut rows,
+            Schedule::Parallel,
+            true
+        ));
+        assert!(
+            max_scaled_error(&rows, &want, &scale) < 1e-5,
+            "row-wise {c} {h}x{w}"
+        );
+        if depthwise_c8::applies(&conv) {
+            let mut inter = Tensor::zeros(want.shape());
+            for parallel in [true, false] {
+                assert!(depthwise_c8::run(&conv, &x, &mut inter, parallel, true));
+                assert!(
+                    max_scaled_error(&inter, &want, &scale) < 1e-5,
+                    "interleaved {c} {h}x{w}"
+                );
+            }
+            let mut bad = x.clone();
+            let at = bad.len() - 5;
+            bad.data_mut()[at] = f32::NAN;
+            assert!(!depthwise_c8::run(&conv, &bad, &mut inter, true, true));
+        } else {
+            println!("SKIPPED interleaved depthwise: no AVX2+FMA on this CPU");
         }
     }
 }
