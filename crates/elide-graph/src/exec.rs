@@ -74,6 +74,19 @@ impl Graph {
                     return Err(ctx.err("input 0 is not f32"));
                 }
             }
+            // Reshapes of a dying input keep its buffer.
+            (Op::Reshape { allowzero }, Some(id)) if self.dies_at(id, k, slots, last) => {
+                let shape = {
+                    let ins = self.node_inputs(node, slots, ctx)?;
+                    crate::ops::reshape_target(&ins, *allowzero, ctx)?
+                };
+                if let Some(Value::F32(x)) = slots[id].take() {
+                    if x.is_standard_layout() {
+                        return Ok(vec![Value::F32(x.into_shape_with_order(shape)?)]);
+                    }
+                    slots[id] = Some(Value::F32(x));
+                }
+            }
             (Op::Binary(b), Some(ia)) => {
                 if let Some(v) = self.binary_in_place(*b, k, ia, slots, last) {
                     return Ok(vec![v]);

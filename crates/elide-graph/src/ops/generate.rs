@@ -30,6 +30,11 @@ pub fn split(
     if sizes.iter().sum::<usize>() != dim {
         return Err(ctx.err(format!("split sizes {sizes:?} do not add up to {dim}")));
     }
+    if let Value::F32(a) = v {
+        if let Some(src) = a.as_slice() {
+            return Ok(split_f32(src, a.shape(), ax, &sizes, ctx));
+        }
+    }
     let mut out = Vec::with_capacity(sizes.len());
     let mut at = 0;
     for s in sizes {
@@ -45,6 +50,30 @@ pub fn split(
         at += s;
     }
     Ok(out)
+}
+
+/// Split of a contiguous f32 array: per index of the axes before `ax`, each part's block is
+/// one contiguous copy (a strided view's `as_standard_layout` walked it element by element).
+fn split_f32(src: &[f32], shape: &[usize], ax: usize, sizes: &[usize], ctx: Ctx) -> Vec<Value> {
+    let outer: usize = shape[..ax].iter().product();
+    let inner: usize = shape[ax + 1..].iter().product();
+    let dim = shape[ax];
+    let mut at = 0;
+    sizes
+        .iter()
+        .map(|&s| {
+            let mut out = ctx.alloc(outer * s * inner);
+            for o in 0..outer {
+                let from = (o * dim + at) * inner;
+                out[o * s * inner..(o + 1) * s * inner]
+                    .copy_from_slice(&src[from..from + s * inner]);
+            }
+            at += s;
+            let mut sh = shape.to_vec();
+            sh[ax] = s;
+            Value::F32(ArrayD::from_shape_vec(IxDyn(&sh), out).expect("sizes match"))
+        })
+        .collect()
 }
 
 /// Broadcasts input 0 to the shape of input 1 (numpy rules, either side may be 1).

@@ -21,6 +21,7 @@ pub use conv_transpose::ConvTranspose;
 pub use elementwise::Unary;
 pub use pool::{Pool, PoolKind};
 pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};
+pub use shape::reshape_target;
 
 use crate::arena::Arena;
 use crate::{GraphError, Result, Value};

@@ -40,8 +40,14 @@ pub fn flatten(v: &Value, axis: i64, ctx: Ctx) -> Result<Value> {
 /// Reshape to input 1's shape (0 copies, -1 infers).
 pub fn reshape(inputs: &[Option<&Value>], allowzero: bool, ctx: Ctx) -> Result<Value> {
     let v = ctx.input(inputs, 0)?;
+    let shape = reshape_target(inputs, allowzero, ctx)?;
+    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+}
+
+/// The shape Reshape produces (the executor reshapes a dying input without copying).
+pub fn reshape_target(inputs: &[Option<&Value>], allowzero: bool, ctx: Ctx) -> Result<Vec<usize>> {
+    let s = ctx.input(inputs, 0)?.shape();
     let want = ctx.input(inputs, 1)?.to_i64_vec();
-    let s = v.shape();
     let total: usize = s.iter().product();
     let mut shape = Vec::with_capacity(want.len());
     let mut infer = None;
@@ -71,7 +77,7 @@ pub fn reshape(inputs: &[Option<&Value>], allowzero: bool, ctx: Ctx) -> Result<V
             "cannot reshape {s:?} ({total} values) to {shape:?}"
         )));
     }
-    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+    Ok(shape)
 }
 
 /// Permutes axes (empty `perm` reverses them).
