@@ -26,7 +26,8 @@ enum Command {
     Segment(segment::SegmentArgs),
     /// Show an ONNX model's layers: op, output shape, parameters and MACs per node, totals.
     Inspect(model::InspectArgs),
-    /// Run an ONNX model on a .npy input (dense): outputs (top-5) and latency.
+    /// Run an ONNX model on an image, a directory or a .npy: outputs (top-k, PNG maps), latency,
+    /// dense and masked (--mask, --mask-auto).
     Run(model::RunArgs),
     /// Sparse networks by variational Bayes: simulate, fit, predict, bench.
     #[command(subcommand)]

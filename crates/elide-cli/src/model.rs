@@ -1,5 +1,11 @@
-//! `elide inspect MODEL` and `elide run MODEL`: imported ONNX models, dense, or sparse under a
-//! mask (`--mask`, `--mode exact|fast`).
+//! `elide inspect MODEL` and `elide run MODEL`: imported ONNX models on `.npy` tensors or
+//! preprocessed images ([`input`]), dense, or sparse under a mask from a file or a
+//! low-resolution pass ([`masked`]); outputs as top-k, PNG maps and JSON ([`report`]).
+mod input;
+mod masked;
+mod report;
+mod resize;
+
 use crate::bench::timing::median_ms;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -25,18 +31,39 @@ pub struct InspectArgs {
 pub struct RunArgs {
     /// The ONNX model.
     model: PathBuf,
-    /// The input tensor, a float32 `.npy` fed as is.
+    /// The input: an image (PNG/JPEG, resized and normalised per the flags below or a
+    /// preset), a directory (every image and .npy in it, sorted by name, reported one by one),
+    /// or a float32 `.npy` tensor fed as is.
     #[arg(long)]
     input: PathBuf,
+    #[command(flatten)]
+    prep: input::PrepArgs,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Write every output (name, shape, values) and the timing as JSON here.
+    /// Entries printed per small output (<= 1000 values, e.g. a classifier's scores).
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Write every output (name, shape, values), the timings (dense, mask pass, sparse, end
+    /// to end) and the mask's statistics as JSON here (one record per input for a directory).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write each output map (a 4-D output with H, W >= 8: a dense predictor's) as 8-bit
+    /// greyscale PNGs into this directory (created): `<input>_<output>[_n<i>][_c<j>].png`;
+    /// masked runs add `_sparse` maps and `<input>_mask.png` (white = active).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Grey levels of the PNG maps: `clip` = values clipped to [0, 1] (0 black, 1 white),
+    /// `minmax` = each map's min..max stretched to black..white, `auto` = clip when every value
+    /// lies in [0, 1] (probability maps), else minmax.
+    #[arg(long, value_enum, default_value_t = report::MapScale::Auto)]
+    map_scale: report::MapScale,
+    /// Also write each preprocessed input tensor as `<input>_input.npy` into --out-dir.
+    #[arg(long, requires = "out_dir")]
+    save_input: bool,
     /// Print the time spent per op kind (one extra run).
     #[arg(long)]
     profile: bool,
@@ -45,6 +72,25 @@ pub struct RunArgs {
     /// nonzero = where output is wanted; prints dense and sparse times side by side.
     #[arg(long)]
     mask: Option<PathBuf>,
+    /// Also run masked, with the mask from a cheap low-resolution pass of the model itself
+    /// (SBNet's low-resolution network): the input downscaled by --mask-scale (bilinear), its
+    /// first output map thresholded at --mask-threshold, upsampled to the input and dilated
+    /// by --mask-dilate pixels. Reports the mask pass, sparse and end-to-end times.
+    #[arg(long, conflicts_with = "mask")]
+    mask_auto: bool,
+    /// --mask-auto: the input's sides are divided by this (>= 1).
+    #[arg(long, default_value_t = 4.0)]
+    mask_scale: f32,
+    /// --mask-auto: active where the low-resolution map exceeds this (any channel).
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    mask_threshold: f32,
+    /// --mask-auto: dilation of the mask, in input pixels.
+    #[arg(long, default_value_t = 8)]
+    mask_dilate: usize,
+    /// --mask-auto: round the low-resolution sides to a multiple of this (default: 32 for
+    /// the ppocr-det and yolov8 presets, else 1).
+    #[arg(long)]
+    mask_multiple: Option<usize>,
     /// Masked run: `exact` (outputs equal dense inside the mask) or `fast` (SBNet: features
     /// outside the mask are zero).
     #[arg(long, value_enum, default_value_t = MaskMode::Exact)]
@@ -170,156 +216,182 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
 /// Runs `run`.
 pub fn run(a: &RunArgs) -> Result<()> {
     let (g, _) = load(&a.model)?;
-    let x: ArrayD<f32> = ndarray_npy::read_npy(&a.input)
-        .with_context(|| format!("reading {} (a float32 .npy)", a.input.display()))?;
-    let input = Value::F32(x);
-    let (outs, ms) = with_threads(a.threads, || -> Result<_> {
-        let outs = g.run(vec![input.clone()])?;
-        let ms = median_ms(a.reps, || g.run(vec![input.clone()]).map(drop))?;
-        Ok((outs, ms))
-    })??;
-    let threads = with_threads(a.threads, elide::kernels::threads::current_threads)?;
-    if a.profile {
-        profile(&g, &input, a.threads)?;
-    }
-    println!(
-        "dense: {ms:.2} ms (median of {} runs, {threads} thread(s))",
-        a.reps
-    );
-    let sparse_ms = match &a.mask {
-        Some(path) => Some(run_masked(a, &g, &input, &outs, path, ms)?),
-        None => None,
-    };
-    for (&id, v) in g.outputs.iter().zip(&outs) {
-        let name = &g.names[id];
-        let data: Vec<f64> = match v {
-            Value::F32(a) => a.iter().map(|&x| x as f64).collect(),
-            Value::I64(a) => a.iter().map(|&x| x as f64).collect(),
-        };
-        print!("output '{name}' {:?}", v.shape());
-        if data.len() <= 1000 && !data.is_empty() {
-            let mut idx: Vec<usize> = (0..data.len()).collect();
-            idx.sort_by(|&i, &j| data[j].total_cmp(&data[i]));
-            let top: Vec<String> = idx
-                .iter()
-                .take(5)
-                .map(|&i| format!("{i}: {:.4}", data[i]))
-                .collect();
-            print!(" top-5 [{}]", top.join(", "));
+    let files = input::list(&a.input)?;
+    let prep = if files
+        .iter()
+        .any(|f| matches!(input::kind(f), Some(input::InputKind::Image)))
+    {
+        let prep = input::Prep::new(&a.prep, &a.model, &g)?;
+        println!(
+            "preprocessing: {}: {}",
+            prep.preset_note(&a.model),
+            prep.describe()
+        );
+        Some(prep)
+    } else {
+        if a.prep.any() {
+            eprintln!("note: the preprocessing flags apply to images; a .npy is fed as is");
         }
-        println!();
+        None
+    };
+    if let Some(dir) = &a.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let threads = with_threads(a.threads, elide::kernels::threads::current_threads)?;
+    let mut records = Vec::new();
+    for (file, stem) in files.iter().zip(input::stems(&files)) {
+        if a.input.is_dir() {
+            println!("== {} ==", file.display());
+        }
+        let rec = run_one(a, &g, prep.as_ref(), file, &stem, threads)?;
+        if a.json.is_some() {
+            records.push(rec);
+        }
     }
     if let Some(path) = &a.json {
-        let outputs: Vec<serde_json::Value> = g
-            .outputs
-            .iter()
-            .zip(&outs)
-            .map(|(&id, v)| {
-                let values: Vec<f64> = match v {
-                    Value::F32(a) => a.iter().map(|&x| x as f64).collect(),
-                    Value::I64(a) => a.iter().map(|&x| x as f64).collect(),
-                };
-                serde_json::json!({ "name": g.names[id], "shape": v.shape(), "values": values })
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "model": a.model.display().to_string(),
-            "threads": threads,
-            "dense_ms": ms,
-            "sparse_ms": sparse_ms,
-            "reps": a.reps,
-            "outputs": outputs,
-        });
-        std::fs::write(path, serde_json::to_string(&doc)?)?;
+        #[derive(serde::Serialize)]
+        struct Doc<T> {
+            model: String,
+            threads: usize,
+            reps: usize,
+            #[serde(flatten)]
+            body: T,
+        }
+        #[derive(serde::Serialize)]
+        struct Many {
+            inputs: Vec<report::RunJson>,
+        }
+        let (model, reps) = (a.model.display().to_string(), a.reps);
+        let text = if a.input.is_dir() {
+            let body = Many { inputs: records };
+            serde_json::to_string(&Doc {
+                model,
+                threads,
+                reps,
+                body,
+            })?
+        } else {
+            let body = records.pop().expect("one input");
+            serde_json::to_string(&Doc {
+                model,
+                threads,
+                reps,
+                body,
+            })?
+        };
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
 
-/// A mask file: a float32 `.npy` as is, or an image (PNG, JPEG) whose bright pixels (>= 128
-/// in grey) are active, resized (nearest) to the input's height and width.
-fn read_mask(path: &Path, input_shape: &[usize]) -> Result<ArrayD<f32>> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
-        return ndarray_npy::read_npy(path)
-            .with_context(|| format!("reading {} (a float32 .npy mask)", path.display()));
-    }
-    let [.., h, w] = input_shape else {
-        bail!("an image mask needs an input with height and width, got {input_shape:?}");
-    };
-    let img = image::open(path)
-        .with_context(|| format!("reading the mask image {}", path.display()))?
-        .to_luma8();
-    let (iw, ih) = (img.width() as usize, img.height() as usize);
-    let data = (0..h * w)
-        .map(|i| {
-            let (y, x) = (i / w * ih / h, i % w * iw / w);
-            f32::from(u8::from(img.get_pixel(x as u32, y as u32).0[0] >= 128))
-        })
-        .collect();
-    Ok(ArrayD::from_shape_vec(vec![*h, *w], data)?)
-}
-
-/// The masked run of `elide run --mask`: times it beside dense (`dense_ms`), prints what it
-/// computed and how far it is from the dense outputs inside the mask. Returns its median ms.
-fn run_masked(
+/// One input of `run`: read or preprocess it, run densely (and masked), report.
+fn run_one(
     a: &RunArgs,
     g: &Graph,
-    input: &Value,
-    dense: &[Value],
-    path: &Path,
-    dense_ms: f64,
-) -> Result<f64> {
-    let mask = sparse::mask_from_array(&read_mask(path, input.shape())?)?;
+    prep: Option<&input::Prep>,
+    file: &Path,
+    stem: &str,
+    threads: usize,
+) -> Result<report::RunJson> {
+    let (x, preprocessing) = match (input::kind(file), prep) {
+        (Some(input::InputKind::Image), Some(prep)) => {
+            let (x, note) = prep.image(file)?;
+            println!("input {}: {note}, tensor {:?}", file.display(), x.shape());
+            (x, Some(format!("{}; {note}", prep.describe())))
+        }
+        _ => {
+            let x: ArrayD<f32> = ndarray_npy::read_npy(file)
+                .with_context(|| format!("reading {} (a float32 .npy)", file.display()))?;
+            (x, None)
+        }
+    };
+    let mut files = Vec::new();
+    if let (true, Some(dir)) = (a.save_input, &a.out_dir) {
+        let path = dir.join(format!("{stem}_input.npy"));
+        ndarray_npy::write_npy(&path, &x).with_context(|| format!("writing {}", path.display()))?;
+        files.push(path);
+    }
+    let input = Value::F32(x);
+    let source = match (&a.mask, a.mask_auto) {
+        (Some(p), _) => Some(masked::Source::File(p.clone())),
+        (None, true) => Some(masked::Source::Auto(sparse::LowRes {
+            scale: a.mask_scale,
+            threshold: a.mask_threshold,
+            dilate: a.mask_dilate,
+            multiple: a.mask_multiple.unwrap_or_else(|| a.prep.multiple(&a.model)),
+        })),
+        (None, false) => None,
+    };
     let mode = match a.mode {
         MaskMode::Exact => sparse::Mode::Exact,
         MaskMode::Fast => sparse::Mode::Fast,
     };
-    let runner = sparse::MaskedRunner::new(g);
-    let (outs, stats, ms) = with_threads(a.threads, || -> Result<_> {
-        // The first run also learns the value shapes (exact mode): not timed.
-        let (outs, stats) = runner.run_stats(vec![input.clone()], &mask, mode)?;
-        let ms = median_ms(a.reps, || {
-            runner.run(vec![input.clone()], &mask, mode).map(drop)
-        })?;
-        Ok((outs, stats, ms))
-    })??;
-    let density = mask.density(0.5);
-    println!(
-        "sparse ({:?}): {ms:.2} ms, dense {dense_ms:.2} ms: {:.2}x; mask {:.1}% of pixels; convs {} dense, {} sparse, {} skipped; {:.1}% of conv MACs",
-        a.mode,
-        dense_ms / ms,
-        100.0 * density,
-        stats.dense,
-        stats.sparse,
-        stats.skipped,
-        100.0 * stats.work
-    );
-    for ((&id, d), s) in g.outputs.iter().zip(dense).zip(&outs) {
-        let (Some(d), Some(s)) = (d.as_f32(), s.as_f32()) else {
-            continue;
-        };
-        let Some([n, h, w]) = sparse::region::spatial(d.shape()) else {
-            continue;
-        };
-        let r = sparse::resample_max(&mask, [n, h, w])?;
-        let (mut diff, mut scale) = (0f32, 0f32);
-        for ((idx, &dv), &sv) in d.indexed_iter().zip(s.iter()) {
-            if r.data()[(idx[0] * h + idx[2]) * w + idx[3]] > 0.5 {
-                diff = diff.max((dv - sv).abs());
-                scale = scale.max(dv.abs());
+    let (outs, dense_ms, masked) = with_threads(a.threads, || -> Result<_> {
+        let outs = g.run(vec![input.clone()])?;
+        match &source {
+            None => {
+                let ms = median_ms(a.reps, || g.run(vec![input.clone()]).map(drop))?;
+                Ok((outs, ms, None))
+            }
+            Some(src) => {
+                let m = masked::run(g, &input, &outs, src, mode, a.reps)?;
+                Ok((outs, m.dense_ms, Some(m)))
             }
         }
+    })??;
+    if a.profile {
+        profile(g, &input, a.threads)?;
+    }
+    println!(
+        "dense: {dense_ms:.2} ms (median of {} runs, {threads} thread(s))",
+        a.reps
+    );
+    if let Some(m) = &masked {
+        m.print();
+    }
+    let outputs = report::named(g, outs);
+    report::print_outputs(&outputs, a.top_k);
+    let (mut sparse_outputs, mut mask_json, mut times) = (None, None, (None, None, None));
+    if let Some(m) = masked {
+        let named = report::named(g, m.outs);
+        if let Some(dir) = &a.out_dir {
+            files.extend(report::write_maps(
+                dir,
+                stem,
+                "_sparse",
+                &named,
+                a.map_scale,
+            )?);
+            files.extend(report::write_mask(dir, stem, &m.mask)?);
+        }
+        sparse_outputs = Some(named);
+        mask_json = Some(m.json);
+        times = (m.mask_ms, Some(m.sparse_ms), Some(m.e2e_ms));
+    }
+    if let Some(dir) = &a.out_dir {
+        let maps = report::write_maps(dir, stem, "", &outputs, a.map_scale)?;
+        files.extend(maps);
         println!(
-            "output '{}': max |sparse - dense| inside the mask {diff:.3e} (max |dense| there {scale:.3e})",
-            g.names[id]
+            "wrote {} file(s) to {} (maps as grey levels: --map-scale {})",
+            files.len(),
+            dir.display(),
+            a.map_scale.name()
         );
     }
-    Ok(ms)
+    Ok(report::RunJson {
+        input: file.display().to_string(),
+        input_shape: input.shape().to_vec(),
+        preprocessing,
+        dense_ms,
+        mask_ms: times.0,
+        sparse_ms: times.1,
+        end_to_end_ms: times.2,
+        masked: mask_json,
+        outputs,
+        sparse_outputs,
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+    })
 }
 
 /// Wall time per op kind over one run (conv kinds split by kernel).

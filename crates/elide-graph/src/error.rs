@@ -35,6 +35,14 @@ pub enum GraphError {
     /// A model-level problem (missing graph, unknown input name, wrong input shape, ...).
     #[error("{0}")]
     Model(String),
+    /// A caller's argument outside its domain (a scale of 0, a NaN threshold, ...), named.
+    #[error("invalid {name}: {detail}")]
+    Argument {
+        /// The argument, as the function's documentation names it.
+        name: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A kernel rejected its input.
     #[error(transparent)]
     Kernel(#[from] KernelError),

@@ -39,7 +39,11 @@ pub fn paired_median_ms<S, E>(
     Ok((median(ta), median(tb)))
 }
 
-fn median(mut t: Vec<f64>) -> f64 {
+/// The median of `t` (the upper one for an even count; 0 for none).
+pub fn median(mut t: Vec<f64>) -> f64 {
+    if t.is_empty() {
+        return 0.0;
+    }
     t.sort_by(f64::total_cmp);
     t[t.len() / 2]
 }

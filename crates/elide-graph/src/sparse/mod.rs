@@ -15,6 +15,10 @@
 //!   (dense when it needs everything, nothing when it needs nothing). Contract: inside the
 //!   mask the outputs equal the dense outputs (up to the kernels' rounding), tested.
 //!
+//! Masks come from arrays, thresholds, frame differences ([`mask_from_array`],
+//! [`mask_from_threshold`], [`mask_from_difference`]) or from a cheap dense pass of the model
+//! on a downscaled input ([`mask_from_low_res`]).
+//!
 //! Exact mode needs every value's shape; [`MaskedRunner`] learns them from one dense run and
 //! keeps them (and the sparse layers) for later runs on inputs of the same shape.
 //!
@@ -30,7 +34,10 @@
 mod masks;
 pub mod region;
 
-pub use masks::{mask_from_array, mask_from_difference, mask_from_threshold, resample_max};
+pub use masks::{
+    dilate_mask, mask_from_array, mask_from_difference, mask_from_low_res, mask_from_threshold,
+    resample_max, resize_bilinear, LowRes,
+};
 
 use crate::graph::Graph;
 use crate::ops::{Ctx, Op};
