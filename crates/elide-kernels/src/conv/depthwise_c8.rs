@@ -243,44 +243,73 @@ unsafe fn compute(
     // by the output-size formula; asserted once so the loop can use unchecked pointers.
     let last = (((ho - 1) * sy + (kh - 1) * dy) * wp + (wo - 1) * sx + (kw - 1) * dx + 1) * L;
     assert!(last <= inp.len() && outb.len() >= ho * wo * L && wts.len() > taps * L);
-    let ip = inp.as_ptr();
-    let wptr = wts.as_ptr();
-    let bias = _mm256_loadu_ps(wptr.add(taps * L));
-    let op = outb.as_mut_ptr();
+    let g = Geo {
+        ip: inp.as_ptr(),
+        wptr: wts.as_ptr(),
+        op: outb.as_mut_ptr(),
+        k: [kh, kw],
+        s: [sy, sx],
+        d: [dy, dx],
+        wp,
+        wo,
+    };
+    let bias = _mm256_loadu_ps(g.wptr.add(taps * L));
     for oy in 0..ho {
-        let orow = op.add(oy * wo * L);
+        // Blocks of 8 pixels (8 independent FMA chains: enough to hide the FMA latency); a
+        // short row's tail block overlaps the previous one (it rewrites equal values).
         let mut ox = 0;
-        while ox + 4 <= wo {
-            let (mut a0, mut a1, mut a2, mut a3) = (bias, bias, bias, bias);
-            for ky in 0..kh {
-                let row = ip.add(((oy * sy + ky * dy) * wp + ox * sx) * L);
-                for kx in 0..kw {
-                    let wv = _mm256_loadu_ps(wptr.add((ky * kw + kx) * L));
-                    let s = row.add(kx * dx * L);
-                    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s), a0);
-                    a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s.add(sx * L)), a1);
-                    a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s.add(2 * sx * L)), a2);
-                    a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s.add(3 * sx * L)), a3);
-                }
+        if wo >= 8 {
+            while ox < wo {
+                g.block::<8>(oy, ox.min(wo - 8), bias);
+                ox += 8;
             }
-            let o = orow.add(ox * L);
-            _mm256_storeu_ps(o, a0);
-            _mm256_storeu_ps(o.add(L), a1);
-            _mm256_storeu_ps(o.add(2 * L), a2);
-            _mm256_storeu_ps(o.add(3 * L), a3);
-            ox += 4;
+        } else if wo >= 4 {
+            g.block::<4>(oy, 0, bias);
+            g.block::<4>(oy, wo - 4, bias);
+        } else {
+            for ox in 0..wo {
+                g.block::<1>(oy, ox, bias);
+            }
         }
-        while ox < wo {
-            let mut a = bias;
-            for ky in 0..kh {
-                let row = ip.add(((oy * sy + ky * dy) * wp + ox * sx) * L);
-                for kx in 0..kw {
-                    let wv = _mm256_loadu_ps(wptr.add((ky * kw + kx) * L));
-                    a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(row.add(kx * dx * L)), a);
+    }
+}
+
+/// Pointers and geometry of one band, for the register-blocked loop.
+#[cfg(target_arch = "x86_64")]
+struct Geo {
+    ip: *const f32,
+    wptr: *const f32,
+    op: *mut f32,
+    k: [usize; 2],
+    s: [usize; 2],
+    d: [usize; 2],
+    wp: usize,
+    wo: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Geo {
+    /// `P` output pixels from `(oy, ox)`, 8 channels each, accumulated in registers.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block<const P: usize>(&self, oy: usize, ox: usize, bias: __m256) {
+        let [kh, kw] = self.k;
+        let [sy, sx] = self.s;
+        let [dy, dx] = self.d;
+        let mut acc = [bias; P];
+        for ky in 0..kh {
+            let row = self.ip.add(((oy * sy + ky * dy) * self.wp + ox * sx) * L);
+            for kx in 0..kw {
+                let wv = _mm256_loadu_ps(self.wptr.add((ky * kw + kx) * L));
+                let s = row.add(kx * dx * L);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s.add(j * sx * L)), *a);
                 }
             }
-            _mm256_storeu_ps(orow.add(ox * L), a);
-            ox += 1;
+        }
+        let o = self.op.add((oy * self.wo + ox) * L);
+        for (j, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(o.add(j * L), *a);
         }
     }
 }

@@ -246,14 +246,17 @@ impl Geo {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn groups<const G: usize>(&self, g0: usize, rows: usize) {
         for oy in 0..rows {
-            let mut ox = 0;
-            while ox + PX <= self.wo {
-                self.block::<G, PX>(g0, oy, ox);
-                ox += PX;
-            }
-            while ox < self.wo {
-                self.block::<G, 1>(g0, oy, ox);
-                ox += 1;
+            if self.wo >= PX {
+                // The tail block overlaps the previous one (it rewrites equal values).
+                let mut ox = 0;
+                while ox < self.wo {
+                    self.block::<G, PX>(g0, oy, ox.min(self.wo - PX));
+                    ox += PX;
+                }
+            } else {
+                for ox in 0..self.wo {
+                    self.block::<G, 1>(g0, oy, ox);
+                }
             }
         }
     }

@@ -72,6 +72,14 @@ pub(super) fn run(
         .collect();
     let ptr = OutPtr(out.data_mut().as_mut_ptr());
     let pointwise = conv.kernel() == ConvKernel::Pointwise;
+    // Fewer tiles than threads (small maps with many channels, e.g. 7x7x512): the GEMM itself
+    // splits across the pool instead.
+    let threads = rayon::current_num_threads();
+    let par = if schedule == Schedule::Parallel && threads > 1 && tiles.len() < threads {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     let work = |r: &Rect| {
         let dst = Dst {
             ptr: ptr.at(r.n * cout * ho * wo + r.y0 as usize * wo),
@@ -79,16 +87,16 @@ pub(super) fn run(
         };
         if pointwise {
             // SAFETY: the band lies inside `out`; bands are disjoint.
-            unsafe { tile(conv, x, *r, dst, None) };
+            unsafe { tile(conv, x, *r, dst, None, par) };
         } else {
             with_col(k * r.pixels(), |col| {
                 // SAFETY: as above.
-                unsafe { tile(conv, x, *r, dst, Some(col)) }
+                unsafe { tile(conv, x, *r, dst, Some(col), par) }
             });
         }
         !check || owned_rows_finite(conv, x, r, ho)
     };
-    if schedule == Schedule::WholeImages || rayon::current_num_threads() == 1 || tiles.len() == 1 {
+    if schedule == Schedule::WholeImages || threads == 1 || tiles.len() == 1 {
         tiles.iter().map(work).fold(true, |a, b| a & b)
     } else {
         tiles.par_iter().map(work).reduce(|| true, |a, b| a & b)
@@ -143,7 +151,14 @@ fn owned_rows_finite(conv: &Conv2d, x: &Tensor, r: &Rect, ho: usize) -> bool {
 /// # Safety
 /// `dst` must address `cout` channel runs of `rect.pixels()` floats, `channel_stride` apart,
 /// that no other thread touches during the call.
-unsafe fn tile(conv: &Conv2d, x: &Tensor, rect: Rect, dst: Dst, mut col: Option<&mut [f32]>) {
+unsafe fn tile(
+    conv: &Conv2d,
+    x: &Tensor,
+    rect: Rect,
+    dst: Dst,
+    mut col: Option<&mut [f32]>,
+    par: gemm::Parallelism,
+) {
     let p = &conv.params;
     let [_, cin, h, w] = x.shape();
     let cin_g = cin / p.groups;
@@ -186,7 +201,7 @@ unsafe fn tile(conv: &Conv2d, x: &Tensor, rect: Rect, dst: Dst, mut col: Option<
                 false,
                 false,
                 false,
-                gemm::Parallelism::None,
+                par,
             );
             for oc in 0..m {
                 let row = std::slice::from_raw_parts_mut(out.add(oc * dst.channel_stride), npix);
