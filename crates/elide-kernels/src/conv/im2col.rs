@@ -46,12 +46,45 @@ impl Rect {
 }
 
 thread_local! {
-    static PHASES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PHASES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Fills `col` (`cin_g*kh*kw` rows of `rect.pixels()` values) with the receptive fields of the
 /// output pixels in `rect`, input channels `c0..c0+cin_g`; zeros where a window leaves the image.
 pub(super) fn im2col_rect(
+    x: &Tensor,
+    c0: usize,
+    cin_g: usize,
+    p: &Conv2dParams,
+    rect: Rect,
+    col: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { im2col_rect_avx2(x, c0, cin_g, p, rect, col) };
+        return;
+    }
+    im2col_rect_loops(x, c0, cin_g, p, rect, col);
+}
+
+/// The same loops compiled for AVX2: the workspace targets baseline x86-64, where the row
+/// copies moved 16 bytes at a time (im2col was 13% of YOLOv8n's run).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn im2col_rect_avx2(
+    x: &Tensor,
+    c0: usize,
+    cin_g: usize,
+    p: &Conv2dParams,
+    rect: Rect,
+    col: &mut [f32],
+) {
+    im2col_rect_loops(x, c0, cin_g, p, rect, col);
+}
+
+#[inline(always)]
+fn im2col_rect_loops(
     x: &Tensor,
     c0: usize,
     cin_g: usize,
@@ -73,8 +106,10 @@ pub(super) fn im2col_rect(
         + 1)
     .clamp(0, h as isize) as usize;
     let band = band_hi.saturating_sub(band_lo);
-    PHASES.with(|buf| {
-        let mut phases = buf.borrow_mut();
+    // The buffer is moved out of the thread-local rather than used inside `with`'s closure,
+    // which would be compiled without the caller's target features.
+    let mut phases = PHASES.with(|b| b.take());
+    {
         if sx > 1 {
             phases.resize(sx as usize * band * wq, 0.0);
         }
@@ -123,5 +158,6 @@ pub(super) fn im2col_rect(
                 }
             }
         }
-    });
+    }
+    PHASES.with(|b| b.replace(phases));
 }
