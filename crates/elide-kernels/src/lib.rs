@@ -3,6 +3,7 @@
 //! - [`Tensor`]: a thin owned NCHW `f32` buffer.
 //! - [`conv`]: dense 2-D convolution (tiled im2col + `gemm`, a 1x1 fast path and a direct
 //!   depthwise kernel) with folded batch-norm and fused activations, plus a naive reference.
+//! - [`matmul`]: the `gemm` crate behind one strided-product call.
 //! - [`sparse`]: SBNet's block primitives: `reduce_mask`, `sparse_gather`, `sparse_scatter`.
 //! - [`threads`]: run work on a fixed number of rayon threads; [`with_scratch`]: per-thread
 //!   scratch tensors for allocation-free per-block pipelines.
@@ -20,6 +21,7 @@ mod axpy;
 pub mod conv;
 mod copy;
 mod error;
+pub mod matmul;
 pub mod rng;
 mod scratch;
 pub mod sparse;

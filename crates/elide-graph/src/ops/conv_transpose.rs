@@ -2,6 +2,7 @@
 //! column into its output window.
 use super::Ctx;
 use crate::Result;
+use elide_kernels::matmul::{matmul, Strided};
 use ndarray::{ArrayD, Ix4, IxDyn};
 use rayon::prelude::*;
 
@@ -58,25 +59,22 @@ impl ConvTranspose {
             // SAFETY: lhs is m x k with row stride 1 and column stride m inside `weight`; rhs
             // is k x npix inside the image; dst is m x npix inside `cols`.
             unsafe {
-                gemm::gemm(
-                    m,
-                    npix,
-                    k,
+                matmul(
+                    [m, npix, k],
                     cols.as_mut_ptr(),
-                    1,
                     npix as isize,
                     false,
-                    self.weight.as_ptr(),
-                    m as isize,
-                    1,
-                    src.as_ptr().add(b * cin * npix),
-                    1,
-                    npix as isize,
-                    0.0,
+                    Strided {
+                        ptr: self.weight.as_ptr(),
+                        rows: 1,
+                        cols: m as isize,
+                    },
+                    Strided {
+                        ptr: src.as_ptr().add(b * cin * npix),
+                        rows: npix as isize,
+                        cols: 1,
+                    },
                     1.0,
-                    false,
-                    false,
-                    false,
                     gemm::Parallelism::Rayon(rayon::current_num_threads()),
                 );
             }

@@ -1,6 +1,7 @@
 //! Matrix products: MatMul (batched, numpy rules) and Gemm, on the `gemm` crate.
 use super::Ctx;
 use crate::{Result, Value};
+use elide_kernels::matmul::{self as mm, Strided};
 use ndarray::{ArrayD, IxDyn};
 
 /// `c[m x n] = a[m x k] b[k x n]` with arbitrary strides (row stride, column stride).
@@ -20,25 +21,22 @@ fn gemm_into(
     // SAFETY: a, b and c hold the m x k, k x n and m x n matrices at the given strides (the
     // callers derive the strides from the arrays' own shapes).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        mm::matmul(
+            [m, n, k],
             c.as_mut_ptr(),
-            1,
             n as isize,
             false,
-            a.as_ptr(),
-            a_strides[1],
-            a_strides[0],
-            b.as_ptr(),
-            b_strides[1],
-            b_strides[0],
-            0.0,
+            Strided {
+                ptr: a.as_ptr(),
+                rows: a_strides[0],
+                cols: a_strides[1],
+            },
+            Strided {
+                ptr: b.as_ptr(),
+                rows: b_strides[0],
+                cols: b_strides[1],
+            },
             alpha,
-            false,
-            false,
-            false,
             gemm::Parallelism::None,
         );
     }

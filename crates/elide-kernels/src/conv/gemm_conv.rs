@@ -9,6 +9,7 @@
 use super::im2col::{im2col_rect, Rect};
 use super::{Conv2d, ConvKernel, Schedule};
 use crate::copy::all_finite;
+use crate::matmul::{matmul, Strided};
 use crate::Tensor;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -123,7 +124,21 @@ fn rows_per_tile(k: usize, nb: usize, ho: usize, wo: usize) -> usize {
     while rows > 1 && nb * ho.div_ceil(rows) < want_tiles && (rows / 2) * wo >= MIN_TILE_PIXELS {
         rows /= 2;
     }
+    // Whole tiles of a multiple of 16 pixels: the GEMM runs those at full speed (see
+    // `matmul`), so only the last tile has a ragged tail.
+    let unit = 16 / gcd(wo, 16);
+    if rows > unit && rows < ho {
+        rows -= rows % unit;
+    }
     rows
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Output pixels per tile for an im2col depth of `k`.
@@ -182,25 +197,22 @@ unsafe fn tile(
         // channel_stride, which the caller guarantees is ours alone.
         unsafe {
             let out = dst.ptr.at(g * m * dst.channel_stride).0;
-            gemm::gemm(
-                m,
-                npix,
-                k,
+            matmul(
+                [m, npix, k],
                 out,
-                1,
                 dst.channel_stride as isize,
                 false,
-                conv.weight.as_ptr().add(g * m * k),
-                1,
-                k as isize,
-                rhs,
-                1,
-                rhs_rs,
-                0.0,
+                Strided {
+                    ptr: conv.weight.as_ptr().add(g * m * k),
+                    rows: k as isize,
+                    cols: 1,
+                },
+                Strided {
+                    ptr: rhs,
+                    rows: rhs_rs,
+                    cols: 1,
+                },
                 1.0,
-                false,
-                false,
-                false,
                 par,
             );
             for oc in 0..m {

@@ -13,6 +13,7 @@
 //! outputs: valid column `x < width - (kw-1)*d` reads columns `x + kx*d < width`.
 use super::Conv2d;
 use crate::error::{param_err, shape_err, Result};
+use crate::matmul::{matmul, Strided};
 use crate::Tensor;
 
 /// A tile in the wide layout: `[1, C, rows + 1, width]`, the last row slack, the first `valid`
@@ -135,25 +136,22 @@ fn gemm_taps(
                 // rhs: cin_g rows (stride in_plane) of npix values from `shift`, inside src
                 // (asserted above); dst: m rows (stride out_plane) of npix values inside out.
                 unsafe {
-                    gemm::gemm(
-                        m,
-                        npix,
-                        cin_g,
+                    matmul(
+                        [m, npix, cin_g],
                         dst.as_mut_ptr().add(g * m * out_plane),
-                        1,
                         out_plane as isize,
                         tap > 0,
-                        conv.weight.as_ptr().add(g * m * k + tap),
-                        (kh * kw) as isize,
-                        k as isize,
-                        src.as_ptr().add(shift),
-                        1,
-                        in_plane as isize,
-                        if tap > 0 { 1.0 } else { 0.0 },
+                        Strided {
+                            ptr: conv.weight.as_ptr().add(g * m * k + tap),
+                            rows: k as isize,
+                            cols: (kh * kw) as isize,
+                        },
+                        Strided {
+                            ptr: src.as_ptr().add(shift),
+                            rows: in_plane as isize,
+                            cols: 1,
+                        },
                         1.0,
-                        false,
-                        false,
-                        false,
                         gemm::Parallelism::None,
                     );
                 }
