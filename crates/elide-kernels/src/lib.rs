@@ -4,6 +4,7 @@
 //! - [`conv`]: dense 2-D convolution (tiled im2col + `gemm`, a 1x1 fast path and a direct
 //!   depthwise kernel) with folded batch-norm and fused activations, plus a naive reference.
 //! - [`matmul`]: the `gemm` crate behind one strided-product call.
+//! - [`softmax`]: softmax along an axis, vectorised and in parallel.
 //! - [`sparse`]: SBNet's block primitives: `reduce_mask`, `sparse_gather`, `sparse_scatter`.
 //! - [`threads`]: run work on a fixed number of rayon threads; [`with_scratch`]: per-thread
 //!   scratch tensors for allocation-free per-block pipelines.
@@ -24,6 +25,7 @@ mod error;
 pub mod matmul;
 pub mod rng;
 mod scratch;
+pub mod softmax;
 pub mod sparse;
 mod tensor;
 pub mod threads;

@@ -161,6 +161,17 @@ pub fn batch_norm(inputs: &[Option<&Value>], eps: f32, ctx: Ctx) -> Result<Value
 /// Softmax along `axis`, stable (max subtracted).
 pub fn softmax(x: &ArrayD<f32>, axis: i64, ctx: Ctx) -> Result<ArrayD<f32>> {
     let ax = ctx.axis(axis, x.ndim())?;
+    if let Some(src) = x.as_slice() {
+        let s = x.shape();
+        let shape = [
+            s[..ax].iter().product(),
+            s[ax],
+            s[ax + 1..].iter().product(),
+        ];
+        let mut out = ctx.alloc(src.len());
+        elide_kernels::softmax::softmax(src, shape, &mut out);
+        return Ok(ArrayD::from_shape_vec(x.raw_dim(), out)?);
+    }
     let mut out = x.as_standard_layout().into_owned();
     for mut lane in out.lanes_mut(Axis(ax)) {
         let m = lane.fold(f32::NEG_INFINITY, |m, &v| m.max(v));

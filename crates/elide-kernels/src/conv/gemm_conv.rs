@@ -73,34 +73,43 @@ pub(super) fn run(
         .collect();
     let ptr = OutPtr(out.data_mut().as_mut_ptr());
     let pointwise = conv.kernel() == ConvKernel::Pointwise;
-    // Fewer tiles than threads (small maps with many channels, e.g. 7x7x512): the GEMM itself
-    // splits across the pool instead.
+    // Fewer tiles than threads (small maps, e.g. 10x10 or 7x7 with many channels): the output
+    // channels are split too, in multiples of 16; each part repeats its tile's im2col, which
+    // is cheap next to its GEMM. (gemm's own threading made these layers slower on 2 threads.)
     let threads = rayon::current_num_threads();
-    let par = if schedule == Schedule::Parallel && threads > 1 && tiles.len() < threads {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    let work = |r: &Rect| {
+    let parts =
+        if schedule == Schedule::Parallel && conv.params.groups == 1 && tiles.len() < threads {
+            threads.div_ceil(tiles.len()).min(cout / 16).max(1)
+        } else {
+            1
+        };
+    let per = cout.div_ceil(parts).next_multiple_of(16).min(cout);
+    let tasks: Vec<(Rect, usize)> = tiles
+        .iter()
+        .flat_map(|r| (0..cout).step_by(per).map(move |c0| (*r, c0)))
+        .collect();
+    let work = |&(r, c0): &(Rect, usize)| {
         let dst = Dst {
             ptr: ptr.at(r.n * cout * ho * wo + r.y0 as usize * wo),
             channel_stride: ho * wo,
         };
+        let ocs = c0..(c0 + per).min(cout);
         if pointwise {
-            // SAFETY: the band lies inside `out`; bands are disjoint.
-            unsafe { tile(conv, x, *r, dst, None, par) };
+            // SAFETY: the band's channels `ocs` lie inside `out`; tasks are disjoint.
+            unsafe { tile(conv, x, r, dst, None, ocs) };
         } else {
             with_col(k * r.pixels(), |col| {
                 // SAFETY: as above.
-                unsafe { tile(conv, x, *r, dst, Some(col), par) }
+                unsafe { tile(conv, x, r, dst, Some(col), ocs) }
             });
         }
-        !check || owned_rows_finite(conv, x, r, ho)
+        // The first channel part checks the rows its tile owns.
+        !check || c0 > 0 || owned_rows_finite(conv, x, &r, ho)
     };
-    if schedule == Schedule::WholeImages || threads == 1 || tiles.len() == 1 {
-        tiles.iter().map(work).fold(true, |a, b| a & b)
+    if schedule == Schedule::WholeImages || threads == 1 || tasks.len() == 1 {
+        tasks.iter().map(work).fold(true, |a, b| a & b)
     } else {
-        tiles.par_iter().map(work).reduce(|| true, |a, b| a & b)
+        tasks.par_iter().map(work).reduce(|| true, |a, b| a & b)
     }
 }
 
@@ -162,17 +171,18 @@ fn owned_rows_finite(conv: &Conv2d, x: &Tensor, r: &Rect, ho: usize) -> bool {
 
 /// One tile: for each group, GEMM `weights[g] x col` into the destination, then bias +
 /// activation. `col: None` (pointwise on a whole-row band) reads the input planes directly.
+/// `ocs`: the output channels to compute, within a group (all of them when groups > 1).
 ///
 /// # Safety
-/// `dst` must address `cout` channel runs of `rect.pixels()` floats, `channel_stride` apart,
-/// that no other thread touches during the call.
+/// `dst` must address the channel runs `ocs` (of every group) of `rect.pixels()` floats,
+/// `channel_stride` apart, that no other thread touches during the call.
 unsafe fn tile(
     conv: &Conv2d,
     x: &Tensor,
     rect: Rect,
     dst: Dst,
     mut col: Option<&mut [f32]>,
-    par: gemm::Parallelism,
+    ocs: std::ops::Range<usize>,
 ) {
     let p = &conv.params;
     let [_, cin, h, w] = x.shape();
@@ -195,15 +205,16 @@ unsafe fn tile(
         // SAFETY: lhs is m x k row-major inside `weight`; rhs is k rows of npix values with
         // row stride rhs_rs, inside `col` or `x`; dst is m rows of npix values with row stride
         // channel_stride, which the caller guarantees is ours alone.
+        let (first, rows) = (g * m + ocs.start, ocs.len().min(m));
         unsafe {
-            let out = dst.ptr.at(g * m * dst.channel_stride).0;
+            let out = dst.ptr.at(first * dst.channel_stride).0;
             matmul(
-                [m, npix, k],
+                [rows, npix, k],
                 out,
                 dst.channel_stride as isize,
                 false,
                 Strided {
-                    ptr: conv.weight.as_ptr().add(g * m * k),
+                    ptr: conv.weight.as_ptr().add(first * k),
                     rows: k as isize,
                     cols: 1,
                 },
@@ -213,11 +224,11 @@ unsafe fn tile(
                     cols: 1,
                 },
                 1.0,
-                par,
+                gemm::Parallelism::None,
             );
-            for oc in 0..m {
+            for oc in 0..rows {
                 let row = std::slice::from_raw_parts_mut(out.add(oc * dst.channel_stride), npix);
-                conv.act.bias_apply(row, conv.bias[g * m + oc]);
+                conv.act.bias_apply(row, conv.bias[first + oc]);
             }
         }
     }

@@ -23,6 +23,7 @@ mod params;
 mod reference;
 mod shifted;
 
+pub(crate) use activation::exp;
 pub use activation::Activation;
 pub use params::{Conv2dParams, Padding};
 pub use reference::{conv2d_error_scale, conv2d_reference, max_scaled_error};

@@ -435,3 +435,36 @@ fn depthwise_kernels_match_reference_on_banded_planes() {
         }
     }
 }
+
+/// Small maps with many output channels split the channels across threads (pointwise,
+/// im2col, strided; channel counts that leave a short last part); results must not change.
+#[test]
+fn small_maps_split_output_channels_across_threads() {
+    let mut rng = SplitMix64::new(17);
+    for threads in [2, 3, 5] {
+        crate::threads::with_threads(threads, || {
+            check(
+                &mut rng,
+                [1, 40, 7, 7],
+                88,
+                Conv2dParams::new(1, 1),
+                Activation::Relu6,
+            );
+            check(
+                &mut rng,
+                [1, 24, 10, 9],
+                72,
+                Conv2dParams::same(3),
+                Activation::Silu,
+            );
+            check(
+                &mut rng,
+                [2, 16, 11, 13],
+                48,
+                Conv2dParams::same(3).with_stride(2, 2),
+                Activation::None,
+            );
+        })
+        .unwrap();
+    }
+}
