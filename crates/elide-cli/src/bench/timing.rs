@@ -3,11 +3,22 @@ use std::time::Instant;
 
 /// Runs `f` once to warm up, then `reps` times; returns the median wall time in milliseconds.
 pub fn median_ms<E>(reps: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<f64, E> {
-    f()?;
+    median_ms_setup(reps, || (), |()| f())
+}
+
+/// [`median_ms`] where each run consumes a fresh value from `setup`, which is not timed (a
+/// graph's input, which the executor takes by value).
+pub fn median_ms_setup<S, E>(
+    reps: usize,
+    mut setup: impl FnMut() -> S,
+    mut f: impl FnMut(S) -> Result<(), E>,
+) -> Result<f64, E> {
+    f(setup())?;
     let mut t = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
+        let v = setup();
         let s = Instant::now();
-        f()?;
+        f(v)?;
         t.push(s.elapsed().as_secs_f64() * 1e3);
     }
     Ok(median(t))
