@@ -99,12 +99,17 @@ impl Pool {
         let mut rows = vec![f32::NEG_INFINITY; h * wo];
         for y in 0..h {
             let irow = &xin[y * w..(y + 1) * w];
-            for (ox, r) in rows[y * wo..(y + 1) * wo].iter_mut().enumerate() {
-                let lo = (ox as isize - pl).max(0) as usize;
-                let hi = ((ox as isize - pl + kw as isize).min(w as isize)).max(0) as usize;
-                *r = irow[lo.min(hi)..hi]
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let r = &mut rows[y * wo..(y + 1) * wo];
+            // One shifted, vectorisable max per window column: r[ox] over irow[ox - pl + j].
+            for j in 0..kw as isize {
+                let shift = j - pl;
+                let lo = (-shift).clamp(0, wo as isize) as usize;
+                let hi = (w as isize - shift).clamp(lo as isize, wo as isize) as usize;
+                let src = &irow[(lo as isize + shift) as usize..(hi as isize + shift) as usize];
+                r[lo..hi]
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(a, &b)| *a = a.max(b));
             }
         }
         for oy in 0..ho {

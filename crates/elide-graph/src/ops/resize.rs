@@ -131,6 +131,21 @@ impl Resize {
         let mut out = ctx.alloc(n * c * ho * wo);
         out.par_chunks_mut(ho * wo).enumerate().for_each(|(p, o)| {
             let plane = &src[p * h * w..(p + 1) * h * w];
+            if let ResizeMode::Nearest(_) = self.mode {
+                // A gather per output row; rows repeating the previous source row are copied.
+                for (oy, &(y0, _, _)) in ty.iter().enumerate() {
+                    if oy > 0 && ty[oy - 1].0 == y0 {
+                        o.copy_within((oy - 1) * wo..oy * wo, oy * wo);
+                        continue;
+                    }
+                    let r0 = &plane[y0 * w..(y0 + 1) * w];
+                    let orow = &mut o[oy * wo..(oy + 1) * wo];
+                    for (v, &(x0, _, _)) in orow.iter_mut().zip(&tx) {
+                        *v = r0[x0];
+                    }
+                }
+                return;
+            }
             for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
                 let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
                 let orow = &mut o[oy * wo..(oy + 1) * wo];

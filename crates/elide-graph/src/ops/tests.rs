@@ -284,3 +284,36 @@ fn separable_max_pool_matches_the_window_loop() {
         }
     }
 }
+
+#[test]
+fn transpose_matches_ndarray_for_every_permutation() {
+    let mut rng = elide_kernels::rng::SplitMix64::new(21);
+    let shapes: [&[usize]; 5] = [&[5], &[3, 7], &[2, 3, 5], &[2, 1, 4, 3], &[3, 0, 2]];
+    for shape in shapes {
+        let n = shape.iter().product();
+        let x = arr(shape, rng.vec(n, -1.0, 1.0));
+        let rank = shape.len();
+        // Every permutation of the axes.
+        let mut perms = vec![vec![]];
+        for _ in 0..rank {
+            perms = perms
+                .into_iter()
+                .flat_map(|p: Vec<usize>| {
+                    (0..rank)
+                        .filter(|a| !p.contains(a))
+                        .map(|a| [p.clone(), vec![a]].concat())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
+        for perm in perms {
+            let got = shape::transpose(&Value::F32(x.clone()), &perm, CTX).unwrap();
+            let want = x
+                .view()
+                .permuted_axes(IxDyn(&perm))
+                .as_standard_layout()
+                .into_owned();
+            assert_eq!(got, Value::F32(want), "{shape:?} {perm:?}");
+        }
+    }
+}
