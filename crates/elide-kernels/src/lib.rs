@@ -23,6 +23,7 @@ pub mod conv;
 mod copy;
 mod error;
 pub mod matmul;
+mod par;
 pub mod rng;
 mod scratch;
 pub mod softmax;

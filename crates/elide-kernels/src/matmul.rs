@@ -39,49 +39,7 @@ pub unsafe fn matmul(
 ) {
     let main = if n > ALIGN { n - n % ALIGN } else { n };
     // SAFETY (both calls): the caller's contract covers columns 0..n of dst and rhs.
-    unsafe {
-        call(
-            [m, main, k],
-            dst,
-            dst_rows,
-            accumulate,
-            lhs,
-            rhs,
-            alpha,
-            par,
-        );
-        if main < n {
-            let rhs_tail = Strided {
-                ptr: rhs.ptr.offset(main as isize * rhs.cols),
-                ..rhs
-            };
-            call(
-                [m, n - main, k],
-                dst.add(main),
-                dst_rows,
-                accumulate,
-                lhs,
-                rhs_tail,
-                alpha,
-                par,
-            );
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn call(
-    [m, n, k]: [usize; 3],
-    dst: *mut f32,
-    dst_rows: isize,
-    accumulate: bool,
-    lhs: Strided<*const f32>,
-    rhs: Strided<*const f32>,
-    alpha: f32,
-    par: gemm::Parallelism,
-) {
-    // SAFETY: forwarded from `matmul`.
-    unsafe {
+    let call = |n: usize, dst: *mut f32, rhs_ptr: *const f32| unsafe {
         gemm::gemm(
             m,
             n,
@@ -93,7 +51,7 @@ unsafe fn call(
             lhs.ptr,
             lhs.cols,
             lhs.rows,
-            rhs.ptr,
+            rhs_ptr,
             rhs.cols,
             rhs.rows,
             if accumulate { 1.0 } else { 0.0 },
@@ -102,7 +60,18 @@ unsafe fn call(
             false,
             false,
             par,
-        );
+        )
+    };
+    call(main, dst, rhs.ptr);
+    if main < n {
+        // SAFETY: as above; column `main` is inside both.
+        unsafe {
+            call(
+                n - main,
+                dst.add(main),
+                rhs.ptr.offset(main as isize * rhs.cols),
+            )
+        };
     }
 }
 

@@ -3,7 +3,7 @@
 //! The `d` values of one softmax are `inner` apart, so the loops run over whole rows of
 //! `inner` values (vectorised, with the fast `exp`), in parallel chunks of columns.
 use crate::conv::exp;
-use rayon::prelude::*;
+use crate::par::{all, SyncPtr};
 
 /// Columns per parallel task.
 const CHUNK: usize = 1 << 11;
@@ -22,8 +22,8 @@ pub fn softmax(x: &[f32], [outer, d, inner]: [usize; 3], out: &mut [f32]) {
     let tasks: Vec<(usize, usize)> = (0..outer)
         .flat_map(|o| (0..inner).step_by(cols).map(move |c| (o, c)))
         .collect();
-    let ptr = OutPtr(out.as_mut_ptr());
-    tasks.par_iter().for_each(|&(o, c0)| {
+    let ptr = SyncPtr::new(out);
+    all(&tasks, true, |&(o, c0)| {
         let w = cols.min(inner - c0);
         // SAFETY: task (o, c0) writes columns c0..c0+w of the d rows of block o only.
         let rows: Vec<&mut [f32]> = (0..d)
@@ -33,19 +33,8 @@ pub fn softmax(x: &[f32], [outer, d, inner]: [usize; 3], out: &mut [f32]) {
             .map(|r| &x[(o * d + r) * inner + c0..][..w])
             .collect();
         block(&src, rows);
+        true
     });
-}
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: callers pass offsets inside the output.
-        unsafe { self.0.add(i) }
-    }
 }
 
 fn block(src: &[&[f32]], rows: Vec<&mut [f32]>) {

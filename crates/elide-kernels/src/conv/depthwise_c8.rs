@@ -12,8 +12,8 @@ use super::interleave::transpose8;
 use super::interleave::{deinterleave, L};
 use super::Conv2d;
 use crate::copy::all_finite;
+use crate::par::{all, band_rows, SyncPtr};
 use crate::Tensor;
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
@@ -38,21 +38,6 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
 /// Floats of interleaved input per band: about a quarter of this machine's L2.
 const BAND_FLOATS: usize = 1 << 16;
 
-/// Where a band writes: plane `l` of the group starts at `ptr + l * plane`.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: bands write disjoint row ranges of distinct planes.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    // A method, so closures capture the whole Send + Sync wrapper rather than its raw field.
-    fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: callers pass offsets inside the output buffer.
-        unsafe { self.0.add(i) }
-    }
-}
-
 /// Runs the layer (callers check [`applies`] first); with `check`, returns false when an
 /// input plane holds NaN/inf. `parallel`: (image, channel group, row band) units spread over
 /// the rayon pool.
@@ -71,21 +56,22 @@ pub(super) fn run(
     }
     let wp = w + p.pad.left + p.pad.right;
     let groups = c.div_ceil(L);
-    let mut rows = (BAND_FLOATS / (wp * L * p.stride[0])).clamp(1, ho);
-    if parallel {
-        let want = 4 * rayon::current_num_threads();
-        while rows > 4 && nb * groups * ho.div_ceil(rows) < want {
-            rows = rows.div_ceil(2);
-        }
-    }
+    let rows = band_rows(
+        BAND_FLOATS,
+        wp * L * p.stride[0],
+        ho,
+        nb * groups,
+        parallel,
+        4,
+    );
     let units: Vec<(usize, usize, usize)> = (0..nb)
         .flat_map(|n| (0..groups).flat_map(move |g| (0..ho).step_by(rows).map(move |y| (n, g, y))))
         .collect();
-    let ptr = OutPtr(out.data_mut().as_mut_ptr());
-    let one = |&(n, g, oy0): &(usize, usize, usize)| {
+    let ptr = SyncPtr::new(out.data_mut());
+    all(&units, parallel, |&(n, g, oy0)| {
         let c0 = g * L;
         let lanes = L.min(c - c0);
-        let dst = OutPtr(ptr.at((n * c + c0) * ho * wo));
+        let dst = ptr.offset((n * c + c0) * ho * wo);
         band(
             conv,
             x,
@@ -96,12 +82,7 @@ pub(super) fn run(
             dst,
             check,
         )
-    };
-    if parallel {
-        units.par_iter().map(one).reduce(|| true, |a, b| a & b)
-    } else {
-        units.iter().map(one).fold(true, |a, b| a & b)
-    }
+    })
 }
 
 /// Output rows `oy0..oy1` of channels `c0..c0 + lanes` of image `n`, written through `dst`
@@ -114,7 +95,7 @@ fn band(
     c0: usize,
     lanes: usize,
     [oy0, oy1]: [usize; 2],
-    dst: OutPtr,
+    dst: SyncPtr,
     check: bool,
 ) -> bool {
     let [_, _, h, w] = x.shape();

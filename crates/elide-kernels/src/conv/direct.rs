@@ -10,8 +10,8 @@
 use super::interleave::{deinterleave, L};
 use super::Conv2d;
 use crate::copy::all_finite;
+use crate::par::{all, band_rows, SyncPtr};
 use crate::Tensor;
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Largest `cin * kh * kw` this kernel takes.
@@ -43,21 +43,6 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
     }
 }
 
-/// Where a band writes: the output of one image, planes `ho * wo` apart.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: bands write disjoint row ranges.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    // A method, so closures capture the whole Send + Sync wrapper rather than its raw field.
-    fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: callers pass offsets inside the output buffer.
-        unsafe { self.0.add(i) }
-    }
-}
-
 /// Runs the layer (callers check [`applies`] first); with `check`, returns false when an
 /// input row it read holds NaN/inf. `parallel`: row bands spread over the rayon pool.
 pub(super) fn run(
@@ -75,26 +60,15 @@ pub(super) fn run(
     let p = &conv.params;
     let wp = w + p.pad.left + p.pad.right;
     let per_row = cin * wp * p.stride[0] + wo * cout.next_multiple_of(L);
-    let mut rows = (BAND_FLOATS / per_row).clamp(1, ho);
-    if parallel {
-        let want = 4 * rayon::current_num_threads();
-        while rows > 2 && nb * ho.div_ceil(rows) < want {
-            rows = rows.div_ceil(2);
-        }
-    }
+    let rows = band_rows(BAND_FLOATS, per_row, ho, nb, parallel, 2);
     let units: Vec<(usize, usize)> = (0..nb)
         .flat_map(|n| (0..ho).step_by(rows).map(move |y| (n, y)))
         .collect();
-    let ptr = OutPtr(out.data_mut().as_mut_ptr());
-    let one = |&(n, oy0): &(usize, usize)| {
-        let dst = OutPtr(ptr.at(n * cout * ho * wo));
+    let ptr = SyncPtr::new(out.data_mut());
+    all(&units, parallel, |&(n, oy0)| {
+        let dst = ptr.offset(n * cout * ho * wo);
         band(conv, x, n, [oy0, (oy0 + rows).min(ho)], dst, check)
-    };
-    if parallel {
-        units.par_iter().map(one).reduce(|| true, |a, b| a & b)
-    } else {
-        units.iter().map(one).fold(true, |a, b| a & b)
-    }
+    })
 }
 
 /// Output rows `oy0..oy1` of image `n`, all channels, written through `dst`.
@@ -103,7 +77,7 @@ fn band(
     x: &Tensor,
     n: usize,
     [oy0, oy1]: [usize; 2],
-    dst: OutPtr,
+    dst: SyncPtr,
     check: bool,
 ) -> bool {
     let [_, cin, h, w] = x.shape();

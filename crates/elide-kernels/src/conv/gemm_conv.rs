@@ -10,8 +10,8 @@ use super::im2col::{im2col_rect, Rect};
 use super::{Conv2d, ConvKernel, Schedule};
 use crate::copy::all_finite;
 use crate::matmul::{matmul, Strided};
+use crate::par::{all, SyncPtr};
 use crate::Tensor;
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Target size of one tile's im2col buffer, in floats (about 1 MiB: half a 2 MiB L2 here).
@@ -23,25 +23,11 @@ thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tiles write disjoint output regions (distinct images or distinct row bands).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    // A method, so closures capture the whole Send + Sync wrapper rather than its raw field.
-    fn at(self, i: usize) -> OutPtr {
-        // SAFETY: callers pass offsets inside the output buffer.
-        OutPtr(unsafe { self.0.add(i) })
-    }
-}
-
 /// Where a tile's GEMM writes: channel `oc` of the tile starts at `ptr + oc * channel_stride`
 /// and its pixels are contiguous.
 #[derive(Clone, Copy)]
 struct Dst {
-    ptr: OutPtr,
+    ptr: SyncPtr,
     channel_stride: usize,
 }
 
@@ -71,7 +57,7 @@ pub(super) fn run(
             })
         })
         .collect();
-    let ptr = OutPtr(out.data_mut().as_mut_ptr());
+    let ptr = SyncPtr::new(out.data_mut());
     let pointwise = conv.kernel() == ConvKernel::Pointwise;
     // Fewer tiles than threads (small maps, e.g. 10x10 or 7x7 with many channels): the output
     // channels are split too, in multiples of 16; each part repeats its tile's im2col, which
@@ -90,7 +76,7 @@ pub(super) fn run(
         .collect();
     let work = |&(r, c0): &(Rect, usize)| {
         let dst = Dst {
-            ptr: ptr.at(r.n * cout * ho * wo + r.y0 as usize * wo),
+            ptr: ptr.offset(r.n * cout * ho * wo + r.y0 as usize * wo),
             channel_stride: ho * wo,
         };
         let ocs = c0..(c0 + per).min(cout);
@@ -106,11 +92,7 @@ pub(super) fn run(
         // The first channel part checks the rows its tile owns.
         !check || c0 > 0 || owned_rows_finite(conv, x, &r, ho)
     };
-    if schedule == Schedule::WholeImages || threads == 1 || tasks.len() == 1 {
-        tasks.iter().map(work).fold(true, |a, b| a & b)
-    } else {
-        tasks.par_iter().map(work).reduce(|| true, |a, b| a & b)
-    }
+    all(&tasks, schedule == Schedule::Parallel && threads > 1, work)
 }
 
 /// Runs `f` on this thread's im2col buffer, sized `len`.
@@ -207,7 +189,7 @@ unsafe fn tile(
         // channel_stride, which the caller guarantees is ours alone.
         let (first, rows) = (g * m + ocs.start, ocs.len().min(m));
         unsafe {
-            let out = dst.ptr.at(first * dst.channel_stride).0;
+            let out = dst.ptr.at(first * dst.channel_stride);
             matmul(
                 [rows, npix, k],
                 out,
