@@ -235,11 +235,26 @@ unsafe fn compute(
         wo,
     };
     let bias = _mm256_loadu_ps(g.wptr.add(taps * L));
+    // Stride 1, no column dilation, 3 or 5 taps wide: each row of taps loads its 8 + kw - 1
+    // input vectors once and reuses them across the taps (one load per FMA was the limit);
+    // the extra vector registers of AVX-512VL hold them.
+    let reuse = sx == 1
+        && dx == 1
+        && (kw == 3 || kw == 5)
+        && std::arch::is_x86_feature_detected!("avx512vl");
     for oy in 0..ho {
         // Blocks of 8 pixels (8 independent FMA chains: enough to hide the FMA latency); a
         // short row's tail block overlaps the previous one (it rewrites equal values).
         let mut ox = 0;
-        if wo >= 8 {
+        if wo >= 8 && reuse {
+            while ox < wo {
+                match kw {
+                    3 => g.block_reuse::<3>(oy, ox.min(wo - 8), bias),
+                    _ => g.block_reuse::<5>(oy, ox.min(wo - 8), bias),
+                }
+                ox += 8;
+            }
+        } else if wo >= 8 {
             while ox < wo {
                 g.block::<8>(oy, ox.min(wo - 8), bias);
                 ox += 8;
@@ -270,6 +285,34 @@ struct Geo {
 
 #[cfg(target_arch = "x86_64")]
 impl Geo {
+    /// 8 output pixels from `(oy, ox)` of a stride-1, `KW`-wide kernel, inputs reused across
+    /// the taps of a row.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    unsafe fn block_reuse<const KW: usize>(&self, oy: usize, ox: usize, bias: __m256) {
+        let [kh, _] = self.k;
+        let [sy, _] = self.s;
+        let [dy, _] = self.d;
+        let mut acc = [bias; 8];
+        for ky in 0..kh {
+            let row = self.ip.add(((oy * sy + ky * dy) * self.wp + ox) * L);
+            let mut v = [_mm256_setzero_ps(); 12];
+            for (i, vi) in v.iter_mut().enumerate().take(8 + KW - 1) {
+                *vi = _mm256_loadu_ps(row.add(i * L));
+            }
+            for kx in 0..KW {
+                let wv = _mm256_loadu_ps(self.wptr.add((ky * KW + kx) * L));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(wv, v[j + kx], *a);
+                }
+            }
+        }
+        let o = self.op.add((oy * self.wo + ox) * L);
+        for (j, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(o.add(j * L), *a);
+        }
+    }
+
     /// `P` output pixels from `(oy, ox)`, 8 channels each, accumulated in registers.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
