@@ -1,7 +1,7 @@
-//! The dense baseline of a [`SpikeSlabNet`]: the same ReLU architecture with ordinary weights,
-//! initialised like the slab means (`U(-mu_range, mu_range)`), trained the same way (Adam, the
-//! same learning rate, batches and epochs, the summed minibatch negative log-likelihood) but
-//! with no prior and no KL. Used to compare accuracy and sparsity.
+//! The dense baseline of a [`SpikeSlabNet`](crate::SpikeSlabNet): the same ReLU architecture
+//! with ordinary weights, initialised like the slab means (`U(-mu_range, mu_range)`), trained
+//! the same way (Adam, the same learning rate, batches and epochs, the summed minibatch negative
+//! log-likelihood) but with no prior and no KL. Used to compare accuracy and sparsity.
 use crate::data::{Dataset, Targets};
 use crate::error::{BayesError, Result};
 use crate::layer::Init;

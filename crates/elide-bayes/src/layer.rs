@@ -43,7 +43,7 @@ pub struct Group {
 }
 
 impl Group {
-    fn init(
+    pub(crate) fn init(
         shape: &[usize],
         init: &Init,
         rng: &mut Rng,
@@ -85,7 +85,7 @@ impl Group {
     }
 
     /// A sample of the weights: `gamma * (mu + sigma * eps)` with `gamma` hard Concrete.
-    fn sample(&self, rng: &mut Rng, temperature: f64) -> Result<Tensor> {
+    pub(crate) fn sample(&self, rng: &mut Rng, temperature: f64) -> Result<Tensor> {
         let (dt, dev) = (self.mu.dtype(), self.mu.device());
         let shape = self.mu.shape().clone();
         let eps: Vec<f64> = (0..shape.elem_count()).map(|_| rng.normal()).collect();

@@ -6,6 +6,8 @@
 //! - [`layer`] / [`net`]: [`SpikeSlabLinear`] (variational `(phi, mu, sigma)` per weight as
 //!   candle `Var`s, reparameterised slab, hard binary Concrete with a straight-through
 //!   gradient, [`concrete`]) and [`SpikeSlabNet`] (ReLU MLP, Gaussian or categorical likelihood).
+//! - [`conv`]: [`SpikeSlabConv2d`], the same spike-and-slab posterior on an OIHW kernel (stride,
+//!   padding, dilation, groups), exported as a plain sparse OIHW kernel.
 //! - [`train`]: minibatch ELBO (KL / number of batches) with Adam; [`predict`]: averages of `S`
 //!   samples with credible intervals; [`select`]: inclusion probabilities, density, variable
 //!   selection.
@@ -29,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod concrete;
+pub mod conv;
 pub mod csv;
 pub mod data;
 pub mod dense;
@@ -46,6 +49,7 @@ pub mod simulate;
 pub mod sparse;
 pub mod train;
 
+pub use conv::{Conv2dConfig, PosteriorConv2d, SpikeSlabConv2d};
 pub use data::{Dataset, Targets};
 pub use error::{BayesError, Result};
 pub use layer::{Init, SpikeSlabLinear};
