@@ -74,6 +74,12 @@ impl Graph {
                     return Err(ctx.err("input 0 is not f32"));
                 }
             }
+            // Identity (and Dropout) of a dying input passes it on.
+            (Op::Identity, Some(id)) if self.dies_at(id, k, slots, last) => {
+                if let Some(v) = slots[id].take() {
+                    return Ok(vec![v]);
+                }
+            }
             // Reshapes of a dying input keep its buffer.
             (Op::Reshape { allowzero }, Some(id)) if self.dies_at(id, k, slots, last) => {
                 let shape = {
@@ -326,7 +332,8 @@ mod tests {
         let c = push(&mut g, Op::Binary(Binary::Add), &[b, 0]);
         let d = push(&mut g, Op::Binary(Binary::Sub), &[c1, c]);
         let e = push(&mut g, Op::Binary(Binary::Mul), &[d, s]);
-        let f = push(&mut g, Op::Unary(Unary::Sigmoid), &[e]);
+        let e2 = push(&mut g, Op::Identity, &[e]);
+        let f = push(&mut g, Op::Unary(Unary::Sigmoid), &[e2]);
         g.outputs = vec![a, f];
 
         let ra = x.mapv(|v| v.max(0.0));
