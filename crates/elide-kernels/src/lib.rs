@@ -31,6 +31,7 @@ pub mod sparse;
 mod tensor;
 pub mod threads;
 
+pub use copy::first_non_finite;
 pub use error::{KernelError, Result};
 pub use scratch::with_scratch;
 pub use tensor::{rel_err, Tensor};

@@ -68,10 +68,7 @@ impl Tensor {
 
     /// Errors when any value is NaN or infinite.
     pub fn check_finite(&self, op: &'static str) -> Result<()> {
-        if crate::copy::all_finite(&self.data) {
-            return Ok(());
-        }
-        match self.data.iter().position(|v| !v.is_finite()) {
+        match crate::copy::first_non_finite(&self.data) {
             None => Ok(()),
             Some(i) => Err(KernelError::NonFinite {
                 op,

@@ -126,9 +126,10 @@ fn band(
             }
             wts[kh * kw * L + l] = conv.bias[c0 + l];
         }
-        let planes: Vec<&[f32]> = (0..lanes)
-            .map(|l| &x.plane(n, c0 + l)[y0 * w..y1 * w])
-            .collect();
+        let mut planes: [&[f32]; L] = [&[]; L];
+        for (l, p) in planes.iter_mut().enumerate().take(lanes) {
+            *p = &x.plane(n, c0 + l)[y0 * w..y1 * w];
+        }
         // Buffer row of image row y0: its padded row minus the band's first.
         let top = y0 + p.pad.top - py0;
         zero_border(inp, [y1 - y0, w], [py1 - py0, wp], top, p.pad.left);
@@ -136,12 +137,14 @@ fn band(
         // buffers sized above (asserted in `compute`, sliced elsewhere), and `dst` addresses
         // rows oy0..oy1 of this group's planes, which no other band writes.
         unsafe {
-            interleave(&planes, [y1 - y0, w], wp, top, p.pad.left, inp);
+            interleave(&planes[..lanes], [y1 - y0, w], wp, top, p.pad.left, inp);
             compute(conv, inp, wp, [oy1 - oy0, wo], wts, outb);
-            let mut outs: Vec<&mut [f32]> = (0..lanes)
-                .map(|l| std::slice::from_raw_parts_mut(dst.at(l * plane + oy0 * wo), out_px))
-                .collect();
-            deinterleave(outb, &mut outs);
+            let mut outs: [&mut [f32]; L] = Default::default();
+            for (l, o) in outs.iter_mut().enumerate().take(lanes) {
+                *o = std::slice::from_raw_parts_mut(dst.at(l * plane + oy0 * wo), out_px);
+            }
+            let outs = &mut outs[..lanes];
+            deinterleave(outb, outs);
             if conv.act != super::Activation::None {
                 outs.iter_mut().for_each(|o| conv.act.bias_apply(o, 0.0));
             }

@@ -127,15 +127,15 @@ fn band(
             compute(conv, inp, [rows_in, wp], [oy1 - oy0, wo], wts, outb);
             for g in 0..cpad / L {
                 let lanes = L.min(cout - g * L);
-                let mut outs: Vec<&mut [f32]> = (0..lanes)
-                    .map(|l| {
-                        std::slice::from_raw_parts_mut(
-                            dst.at((g * L + l) * ho * wo + oy0 * wo),
-                            npx,
-                        )
-                    })
-                    .collect();
-                deinterleave(&outb[g * npx * L..(g + 1) * npx * L], &mut outs);
+                let mut outs: [&mut [f32]; L] = Default::default();
+                for (l, o) in outs.iter_mut().enumerate().take(lanes) {
+                    *o = std::slice::from_raw_parts_mut(
+                        dst.at((g * L + l) * ho * wo + oy0 * wo),
+                        npx,
+                    );
+                }
+                let outs = &mut outs[..lanes];
+                deinterleave(&outb[g * npx * L..(g + 1) * npx * L], outs);
                 if conv.act != super::Activation::None {
                     outs.iter_mut().for_each(|o| conv.act.bias_apply(o, 0.0));
                 }
