@@ -15,12 +15,7 @@ pub fn logistic_noise<S: Into<Shape>>(
     dev: &Device,
 ) -> Result<Tensor> {
     let shape = shape.into();
-    let v: Vec<f64> = (0..shape.elem_count())
-        .map(|_| {
-            let u = rng.uniform();
-            u.ln() - (-u).ln_1p()
-        })
-        .collect();
+    let v: Vec<f64> = (0..shape.elem_count()).map(|_| rng.logistic()).collect();
     Tensor::from_vec(v, shape, dev)?.to_dtype(dtype)
 }
 

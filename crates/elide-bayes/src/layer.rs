@@ -1,9 +1,9 @@
 //! [`SpikeSlabLinear`]: a fully connected layer whose every weight and bias has a spike-and-slab
 //! variational posterior `(phi, mu, sigma)`, parameterised as `theta = logit(phi)`, `mu`,
 //! `rho` with `sigma = softplus(rho)`, all candle [`Var`]s (weights stored `[inputs, outputs]`).
-use crate::concrete::{hard_concrete, logistic_noise};
 use crate::error::{BayesError, Result};
-use crate::ops::{log_sigmoid, sigmoid, softplus, softplus_inv_f64};
+use crate::fused::{SlabKl, SlabSample};
+use crate::ops::{sigmoid, softplus, softplus_inv_f64};
 use crate::prior::Prior;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
@@ -84,32 +84,23 @@ impl Group {
         })
     }
 
-    /// A sample of the weights: `gamma * (mu + sigma * eps)` with `gamma` hard Concrete.
+    /// A sample of the weights: `gamma * (mu + sigma * eps)` with `gamma` hard Concrete
+    /// (one fused pass, [`crate::fused`]).
     pub(crate) fn sample(&self, rng: &mut Rng, temperature: f64) -> Result<Tensor> {
-        let (dt, dev) = (self.mu.dtype(), self.mu.device());
-        let shape = self.mu.shape().clone();
-        let eps: Vec<f64> = (0..shape.elem_count()).map(|_| rng.normal()).collect();
-        let eps = Tensor::from_vec(eps, shape.clone(), dev)?.to_dtype(dt)?;
-        let noise = logistic_noise(shape, rng, dt, dev)?;
-        let gamma = hard_concrete(self.theta.as_tensor(), &noise, temperature)?;
-        let slab = (self.mu.as_tensor() + (softplus(self.rho.as_tensor())? * eps)?)?;
-        Ok((gamma * slab)?)
+        let op = SlabSample::new(rng.next_u64(), temperature);
+        Ok(self
+            .mu
+            .as_tensor()
+            .apply_op3(self.rho.as_tensor(), self.theta.as_tensor(), op)?)
     }
 
-    /// The closed-form KL from the prior, summed over the group.
+    /// The closed-form KL from the prior, summed over the group (one fused pass).
     pub fn kl(&self, prior: &Prior) -> Result<Tensor> {
-        let theta = self.theta.as_tensor();
-        let phi = sigmoid(theta)?;
-        let one_minus = (1.0 - &phi)?;
-        let log_phi = log_sigmoid(theta)?;
-        let log_1m = log_sigmoid(&theta.neg()?)?;
-        let sigma = softplus(self.rho.as_tensor())?;
-        let s0 = prior.sigma0;
-        let bern = ((&phi * (log_phi - prior.lambda.ln())?)?
-            + (one_minus * (log_1m - (-prior.lambda).ln_1p())?)?)?;
-        let var_term = ((sigma.sqr()? + self.mu.as_tensor().sqr()?)? / (2.0 * s0 * s0))?;
-        let gauss = ((var_term - sigma.log()?)? + (s0.ln() - 0.5))?;
-        Ok((bern + (phi * gauss)?)?.sum_all()?)
+        Ok(self.mu.as_tensor().apply_op3(
+            self.rho.as_tensor(),
+            self.theta.as_tensor(),
+            SlabKl::new(*prior),
+        )?)
     }
 
     /// `phi` as `f64`s, row-major.

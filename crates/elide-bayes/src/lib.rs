@@ -5,7 +5,7 @@
 //! - [`prior`]: the spike-and-slab prior, the theory's `lambda`, the closed-form KL.
 //! - [`layer`] / [`net`]: [`SpikeSlabLinear`] (variational `(phi, mu, sigma)` per weight as
 //!   candle `Var`s, reparameterised slab, hard binary Concrete with a straight-through
-//!   gradient, [`concrete`]) and [`SpikeSlabNet`] (ReLU MLP, Gaussian or categorical likelihood).
+//!   gradient, [`concrete`]; fused into one candle custom op per group for speed) and [`SpikeSlabNet`] (ReLU MLP, Gaussian or categorical likelihood).
 //! - [`conv`]: [`SpikeSlabConv2d`], the same spike-and-slab posterior on an OIHW kernel (stride,
 //!   padding, dilation, groups), exported as a plain sparse OIHW kernel.
 //! - [`train`]: minibatch ELBO (KL / number of batches) with Adam; [`predict`]: averages of `S`
@@ -14,7 +14,8 @@
 //! - [`io`]: safetensors + JSON description; [`csv`]: numeric CSV tables with clear errors;
 //!   [`idx`]: MNIST-style IDX files.
 //! - [`sparse`]: the posterior network (`phi > 0.5`, means) as CSR layers with a fast kernel.
-//! - [`simulate`]: the papers' simulation; [`dense`]: the dense baseline of the same architecture.
+//! - [`search`]: the adaptive structure search (depth and width chosen by the ELBO).
+//! - [`simulate`]: the papers' simulation; [`teacher`]: the teacher-student experiment; [`dense`]: the dense baseline of the same architecture.
 //!
 //! ```
 //! use candle_core::DType;
@@ -36,6 +37,7 @@ pub mod csv;
 pub mod data;
 pub mod dense;
 pub mod error;
+mod fused;
 pub mod idx;
 pub mod io;
 pub mod layer;
@@ -44,9 +46,11 @@ pub mod ops;
 pub mod predict;
 pub mod prior;
 pub mod rng;
+pub mod search;
 pub mod select;
 pub mod simulate;
 pub mod sparse;
+pub mod teacher;
 pub mod train;
 
 pub use conv::{Conv2dConfig, PosteriorConv2d, SpikeSlabConv2d};

@@ -36,6 +36,12 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
 
+    /// Standard logistic: `log u - log(1 - u)`.
+    pub fn logistic(&mut self) -> f64 {
+        let u = self.uniform();
+        u.ln() - (-u).ln_1p()
+    }
+
     /// An independent generator derived from this one (for a sub-task).
     pub fn fork(&mut self) -> Rng {
         Rng(self.next_u64())

@@ -1,15 +1,16 @@
 //! The papers' simulation: `y = 7 x2 / (1 + x1^2) + 5 sin(x3 x4) + 2 x5 + eps`, `eps ~ N(0, 1)`,
 //! `x ~ U(-1, 1)^p` (as in the authors' code), `p = 200` inputs of which the first 5 matter,
-//! a 200-7-7-7-1 network; per replicate: test RMSE, density, FNR and FPR of variable selection.
+//! a 200-7-7-7-1 network (or the structure the adaptive search chooses); per replicate: test
+//! RMSE, density, FNR and FPR of variable selection.
 use crate::data::{Dataset, Targets};
 use crate::error::Result;
 use crate::layer::Init;
 use crate::net::{Arch, Likelihood, SpikeSlabNet};
 use crate::predict::{predict, rmse};
-use crate::prior::{theory_lambda, Prior};
 use crate::rng::Rng;
+use crate::search::{fit_structure, search, Candidate, FitSettings, Grid};
 use crate::select::{density, selected_inputs, selection_rates};
-use crate::train::{train, EpochStats, TrainConfig};
+use crate::train::{EpochStats, TrainConfig};
 use candle_core::DType;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -40,6 +41,10 @@ pub struct SimConfig {
     /// anything else for choosing settings on other data.
     #[serde(default)]
     pub seed_offset: u64,
+    /// The adaptive search instead of the fixed `hidden` structure: candidates and the
+    /// Monte Carlo samples of their ELBO estimates.
+    #[serde(default)]
+    pub search: Option<(Grid, usize)>,
 }
 
 impl Default for SimConfig {
@@ -58,6 +63,7 @@ impl Default for SimConfig {
                 ..TrainConfig::default()
             },
             seed_offset: 0,
+            search: None,
         }
     }
 }
@@ -85,6 +91,56 @@ pub struct Replicate {
     pub elbo: f64,
     /// Wall-clock seconds of training and evaluation.
     pub seconds: f64,
+    /// The hidden widths used (chosen by the search, or the fixed structure).
+    pub hidden: Vec<usize>,
+    /// With the search: every candidate.
+    pub grid: Option<Vec<Candidate>>,
+}
+
+/// How a fitted regression network does on held-out data and at variable selection.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scores {
+    /// Test RMSE of the posterior predictive mean.
+    pub rmse: f64,
+    /// Training RMSE.
+    pub train_rmse: f64,
+    /// Fraction of weights and biases with `phi > 0.5`.
+    pub density: f64,
+    /// False-negative rate of the selection.
+    pub fnr: f64,
+    /// False-positive rate of the selection.
+    pub fpr: f64,
+    /// The selected inputs (0-based).
+    pub selected: Vec<usize>,
+}
+
+/// Score `net` on regression data: predictive means of `samples` draws on `train` and `test`,
+/// selection against the truly `relevant` inputs.
+pub fn evaluate(
+    net: &SpikeSlabNet,
+    train: &Dataset,
+    test: &Dataset,
+    relevant: &[usize],
+    samples: usize,
+    seed: u64,
+) -> Result<Scores> {
+    let values = |d: &Dataset| match &d.targets {
+        Targets::Values(v) => v.clone(),
+        Targets::Labels(_) => Vec::new(),
+    };
+    let x = |d: &Dataset| d.x_tensor(DType::F32);
+    let pt = predict(net, &x(test)?, samples, 0.95, seed ^ 1)?;
+    let pr = predict(net, &x(train)?, samples, 0.95, seed ^ 2)?;
+    let selected = selected_inputs(net, 0.5)?;
+    let (fnr, fpr) = selection_rates(&selected, relevant, train.p);
+    Ok(Scores {
+        rmse: rmse(&pt.mean, &values(test)),
+        train_rmse: rmse(&pr.mean, &values(train)),
+        density: density(net)?,
+        fnr,
+        fpr,
+        selected,
+    })
 }
 
 /// `n` points of the simulation with `p` inputs.
@@ -115,49 +171,46 @@ pub fn run_replicate(
         hidden: cfg.hidden.clone(),
         outputs: 1,
     };
-    let lambda = theory_lambda(arch.theory_sizes(cfg.n_train), cfg.delta)?;
-    let prior = Prior::new(lambda, cfg.sigma0)?;
-    let lik = Likelihood::Gaussian {
-        sigma: 1.0,
-        learned: false,
-    };
     let seed = rng.next_u64();
-    let net = SpikeSlabNet::new(arch, prior, lik, &Init::default(), seed, DType::F32)?;
-    let tc = TrainConfig {
-        seed: cfg.train.seed ^ rng.next_u64(),
-        ..cfg.train
+    let settings = FitSettings {
+        likelihood: Likelihood::Gaussian {
+            sigma: 1.0,
+            learned: false,
+        },
+        sigma0: cfg.sigma0,
+        delta: cfg.delta,
+        init: Init::default(),
+        seed,
+        train: TrainConfig {
+            seed: cfg.train.seed ^ rng.next_u64(),
+            ..cfg.train
+        },
+        elbo_samples: cfg.search.as_ref().map_or(1, |s| s.1),
     };
-    let hist = train(&net, &train_set, &tc, on_epoch)?;
-    let values = |d: &Dataset| match &d.targets {
-        Targets::Values(v) => v.clone(),
-        Targets::Labels(_) => Vec::new(),
+    let (net, hist, lambda, grid) = match &cfg.search {
+        None => {
+            let (net, hist, lambda) = fit_structure(&train_set, arch, &settings, on_epoch)?;
+            (net, hist, lambda, None)
+        }
+        Some((g, _)) => {
+            let found = search(&train_set, 1, g, &settings, |_| {})?;
+            let lambda = found.candidates[found.chosen].lambda;
+            (found.net, found.history, lambda, Some(found.candidates))
+        }
     };
-    let pt = predict(
-        &net,
-        &test_set.x_tensor(DType::F32)?,
-        cfg.samples,
-        0.95,
-        seed ^ 1,
-    )?;
-    let pr = predict(
-        &net,
-        &train_set.x_tensor(DType::F32)?,
-        cfg.samples,
-        0.95,
-        seed ^ 2,
-    )?;
-    let selected = selected_inputs(&net, 0.5)?;
-    let (fnr, fpr) = selection_rates(&selected, &RELEVANT, cfg.p);
+    let e = evaluate(&net, &train_set, &test_set, &RELEVANT, cfg.samples, seed)?;
     Ok(Replicate {
         index,
-        rmse: rmse(&pt.mean, &values(&test_set)),
-        train_rmse: rmse(&pr.mean, &values(&train_set)),
-        density: density(&net)?,
-        fnr,
-        fpr,
-        selected,
+        rmse: e.rmse,
+        train_rmse: e.train_rmse,
+        density: e.density,
+        fnr: e.fnr,
+        fpr: e.fpr,
+        selected: e.selected,
         lambda,
         elbo: hist.last().map_or(f64::NAN, |h| h.elbo),
         seconds: t0.elapsed().as_secs_f64(),
+        hidden: net.arch.hidden.clone(),
+        grid,
     })
 }

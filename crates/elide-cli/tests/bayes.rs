@@ -269,3 +269,126 @@ fn fit_idx_on_fashion_mnist() {
     assert!(acc > 0.3, "test accuracy {acc}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn fit_search_reports_the_grid_and_saves_the_chosen_structure() {
+    let d = dir("search");
+    let csv = d.join("train.csv");
+    write_csv(&csv, 200);
+    let model = d.join("s.safetensors");
+    let out = elide(&[
+        "bayes",
+        "fit",
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "y",
+        "--search",
+        "--search-layers",
+        "1,2",
+        "--search-widths",
+        "2,4",
+        "--epochs",
+        "40",
+        "--batch",
+        "100",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let grid = r["search"].as_array().unwrap();
+    assert_eq!(grid.len(), 4, "{r}");
+    let best = grid
+        .iter()
+        .max_by(|a, b| {
+            let e = |v: &serde_json::Value| v["elbo"]["elbo"].as_f64().unwrap();
+            e(a).total_cmp(&e(b))
+        })
+        .unwrap();
+    let hidden: Vec<u64> = r["hidden"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let want = vec![best["width"].as_u64().unwrap(); best["layers"].as_u64().unwrap() as usize];
+    assert_eq!(hidden, want, "{r}");
+    let w: f64 = grid.iter().map(|c| c["weight"].as_f64().unwrap()).sum();
+    assert!((w - 1.0).abs() < 1e-9);
+    // The saved model has the chosen structure and predicts.
+    let out = elide(&[
+        "bayes",
+        "predict",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    // --search with --layers is refused; a zero width in the grid is a clear error.
+    let o = elide(&[
+        "bayes", "fit", "--data", "x.csv", "--target", "y", "--search", "--layers", "2",
+    ]);
+    assert!(!o.status.success());
+    let o = elide(&[
+        "bayes",
+        "fit",
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "y",
+        "--search",
+        "--search-widths",
+        "0,4",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("widths >= 1"), "{e}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn teacher_experiment_runs_and_writes_json() {
+    let d = dir("teacher");
+    let json = d.join("t.json");
+    let out = elide(&[
+        "bayes",
+        "teacher",
+        "--dims",
+        "10,40",
+        "--replicates",
+        "1",
+        "--epochs",
+        "30",
+        "--n",
+        "300",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("excess MSE ~ a + b ln p"), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let pts = r["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 2);
+    for p in pts {
+        assert!(p["scores"]["rmse"].as_f64().unwrap() > 0.5, "{p}");
+    }
+    let o = elide(&["bayes", "teacher", "--dims", "3", "--relevant", "5"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("the teacher reads 5"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}

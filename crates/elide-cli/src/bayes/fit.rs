@@ -6,10 +6,10 @@ use clap::Args;
 use elide_bayes::csv::Table;
 use elide_bayes::data::{Dataset, Standardizer, Targets};
 use elide_bayes::predict::{predict as mc_predict, rmse};
-use elide_bayes::prior::theory_lambda;
+use elide_bayes::search::{fit_structure, search, Candidate, FitSettings, Grid};
 use elide_bayes::select::{density, selected_inputs};
-use elide_bayes::train::{train, TrainConfig};
-use elide_bayes::{io, Arch, Init, Likelihood, Prior, SpikeSlabNet};
+use elide_bayes::train::{EpochStats, TrainConfig};
+use elide_bayes::{io, Arch, Init, Likelihood, SpikeSlabNet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -44,6 +44,20 @@ pub struct FitArgs {
     /// Width of each hidden layer.
     #[arg(long, default_value_t = 16)]
     pub(super) width: usize,
+    /// Choose depth and width from the data instead of --layers/--width: fit every
+    /// structure of --search-layers x --search-widths (in parallel) and keep the one with the
+    /// largest ELBO (elide_bayes::search).
+    #[arg(long, conflicts_with_all = ["layers", "width"])]
+    pub(super) search: bool,
+    /// With --search: the candidate depths.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub(super) search_layers: Vec<usize>,
+    /// With --search: the candidate widths.
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32")]
+    pub(super) search_widths: Vec<usize>,
+    /// With --search: Monte Carlo samples of each candidate's final ELBO.
+    #[arg(long, default_value_t = 10)]
+    pub(super) elbo_samples: usize,
     /// Training epochs.
     #[arg(long, default_value_t = 500)]
     pub(super) epochs: usize,
@@ -97,6 +111,81 @@ struct FitReport {
     train_rmse: Option<f64>,
     train_accuracy: Option<f64>,
     noise_sigma: Option<f64>,
+    hidden: Vec<usize>,
+    /// With --search: every candidate (the chosen one is `hidden`).
+    search: Option<Vec<Candidate>>,
+}
+
+/// A fitted network with what the reports need.
+pub(super) struct Fitted {
+    pub(super) net: SpikeSlabNet,
+    pub(super) history: Vec<EpochStats>,
+    pub(super) lambda: f64,
+    /// With --search: every candidate.
+    pub(super) grid: Option<Vec<Candidate>>,
+}
+
+/// The network `a` asks for on `data`: the fixed --layers x --width structure, or the one
+/// --search chooses (each candidate reported on stderr as it finishes).
+pub(super) fn fit_network(
+    a: &FitArgs,
+    data: &Dataset,
+    outputs: usize,
+    likelihood: Likelihood,
+) -> Result<Fitted> {
+    let settings = FitSettings {
+        likelihood,
+        sigma0: a.sigma0,
+        delta: a.delta,
+        init: Init::default(),
+        seed: a.seed,
+        train: TrainConfig {
+            epochs: a.epochs,
+            batch_size: a.batch,
+            lr: a.lr,
+            seed: a.seed,
+            ..Default::default()
+        },
+        elbo_samples: a.elbo_samples,
+    };
+    if a.search {
+        let grid = Grid::new(a.search_layers.clone(), a.search_widths.clone())?;
+        let n = grid.candidates().len();
+        eprintln!(
+            "searching {n} structures ({} epochs each, in parallel)",
+            a.epochs
+        );
+        let found = search(data, outputs, &grid, &settings, |c| {
+            eprintln!(
+                "  {} x {:<4} params {:>7}  ELBO {:>12.1}  (NLL {:.1}, KL {:.1})  density {:.4}  {:.0} s",
+                c.layers, c.width, c.params, c.elbo.elbo, c.elbo.nll, c.elbo.kl, c.density, c.seconds
+            );
+        })?;
+        return Ok(Fitted {
+            lambda: found.candidates[found.chosen].lambda,
+            net: found.net,
+            history: found.history,
+            grid: Some(found.candidates),
+        });
+    }
+    if a.layers == 0 || a.width == 0 {
+        bail!("--layers and --width must be at least 1");
+    }
+    let arch = Arch::uniform(data.p, a.layers, a.width, outputs);
+    let bar = ProgressBar::new(a.epochs as u64).with_style(ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} epochs {msg}",
+    )?);
+    let (net, history, lambda) = fit_structure(data, arch, &settings, |s| {
+        bar.inc(1);
+        bar.set_message(format!("ELBO {:.1}, density {:.3}", s.elbo, s.density));
+    })?;
+    bar.finish_and_clear();
+    Ok(Fitted {
+        net,
+        history,
+        lambda,
+        grid: None,
+    })
 }
 
 /// Fits and saves a model.
@@ -116,12 +205,6 @@ pub fn fit(a: &FitArgs) -> Result<()> {
         target_scale = Some((st.mean[0], st.std[0]));
     }
     let outputs = a.classes.unwrap_or(1);
-    if a.layers == 0 || a.width == 0 {
-        bail!("--layers and --width must be at least 1");
-    }
-    let arch = Arch::uniform(data.p, a.layers, a.width, outputs);
-    let lambda = theory_lambda(arch.theory_sizes(data.n), a.delta)?;
-    let prior = Prior::new(lambda, a.sigma0)?;
     let lik = match (a.classes, a.noise) {
         (Some(_), _) => Likelihood::Categorical,
         (None, Some(s)) => Likelihood::Gaussian {
@@ -133,22 +216,12 @@ pub fn fit(a: &FitArgs) -> Result<()> {
             learned: true,
         },
     };
-    let net = SpikeSlabNet::new(arch, prior, lik, &Init::default(), a.seed, DType::F32)?;
-    let cfg = TrainConfig {
-        epochs: a.epochs,
-        batch_size: a.batch,
-        lr: a.lr,
-        seed: a.seed,
-        ..Default::default()
-    };
-    let bar = ProgressBar::new(a.epochs as u64).with_style(ProgressStyle::with_template(
-        "{bar:30} {pos}/{len} epochs {msg}",
-    )?);
-    let hist = train(&net, &data, &cfg, |s| {
-        bar.inc(1);
-        bar.set_message(format!("ELBO {:.1}, density {:.3}", s.elbo, s.density));
-    })?;
-    bar.finish_and_clear();
+    let Fitted {
+        net,
+        history: hist,
+        lambda,
+        grid,
+    } = fit_network(a, &data, outputs, lik)?;
     let pred = mc_predict(&net, &data.x_tensor(DType::F32)?, 30, 0.95, a.seed ^ 7)?;
     let (train_rmse, train_accuracy) = match &data.targets {
         Targets::Values(v) => (
@@ -185,6 +258,8 @@ pub fn fit(a: &FitArgs) -> Result<()> {
             .collect(),
         train_rmse,
         train_accuracy,
+        hidden: net.arch.hidden.clone(),
+        search: grid,
         noise_sigma: match lik {
             Likelihood::Gaussian { .. } => {
                 Some(net.noise_sigma()? * target_scale.map_or(1.0, |s| s.1))
@@ -201,8 +276,16 @@ pub fn fit(a: &FitArgs) -> Result<()> {
             io::description_path(&a.out).display()
         );
         println!(
-            "rows {}, inputs {}, lambda {:.3e}",
-            report.rows, report.inputs, lambda
+            "rows {}, inputs {}, hidden {:?}{}, lambda {:.3e}",
+            report.rows,
+            report.inputs,
+            report.hidden,
+            if report.search.is_some() {
+                " (chosen by the ELBO)"
+            } else {
+                ""
+            },
+            lambda
         );
         println!(
             "final ELBO {:.2}, density (phi > 0.5) {:.4}",

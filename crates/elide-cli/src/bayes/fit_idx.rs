@@ -1,17 +1,17 @@
 //! `elide bayes fit --idx DIR`: a spike-and-slab classifier on MNIST-style IDX files (e.g.
 //! Fashion-MNIST), scored on the test files, optionally against the dense network of the same
 //! architecture trained the same way.
-use super::fit::{FitArgs, Meta};
+use super::fit::{fit_network, FitArgs, Fitted, Meta};
 use anyhow::{bail, Result};
 use candle_core::DType;
 use elide_bayes::data::{Dataset, Standardizer, Targets};
 use elide_bayes::dense::{dense_accuracy, train_dense, DenseNet};
 use elide_bayes::idx::load_mnist_dir;
 use elide_bayes::predict::predict as mc_predict;
-use elide_bayes::prior::theory_lambda;
+use elide_bayes::search::Candidate;
 use elide_bayes::select::density;
-use elide_bayes::train::{train, TrainConfig};
-use elide_bayes::{io, Arch, Init, Likelihood, Prior, SpikeSlabNet};
+use elide_bayes::train::TrainConfig;
+use elide_bayes::{io, Init, Likelihood};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ struct IdxReport {
     test_accuracy: f64,
     seconds: f64,
     dense: Option<DenseReport>,
+    /// With --search: every candidate (the chosen one is `hidden`).
+    search: Option<Vec<Candidate>>,
 }
 
 fn accuracy(pred: &[usize], data: &Dataset) -> f64 {
@@ -81,17 +83,19 @@ fn bar(epochs: usize, what: &str) -> Result<ProgressBar> {
 
 /// Fits (and, with `--dense`, compares) on the IDX files in `dir`.
 pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
-    if a.layers == 0 || a.width == 0 {
-        bail!("--layers and --width must be at least 1");
-    }
     if a.classes.is_some_and(|k| k != 10) {
         bail!("--idx data has 10 classes");
     }
     let (train_set, test_set) = load_mnist_dir(dir)?;
     let train_set = truncate(train_set, a.train_limit)?;
-    let arch = Arch::uniform(train_set.p, a.layers, a.width, 10);
-    let lambda = theory_lambda(arch.theory_sizes(train_set.n), a.delta)?;
-    let prior = Prior::new(lambda, a.sigma0)?;
+    let t0 = Instant::now();
+    let Fitted {
+        net,
+        history: hist,
+        lambda,
+        grid,
+    } = fit_network(a, &train_set, 10, Likelihood::Categorical)?;
+    let arch = net.arch.clone();
     let cfg = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch,
@@ -99,21 +103,6 @@ pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
         seed: a.seed,
         ..Default::default()
     };
-    let t0 = Instant::now();
-    let net = SpikeSlabNet::new(
-        arch.clone(),
-        prior,
-        Likelihood::Categorical,
-        &Init::default(),
-        a.seed,
-        DType::F32,
-    )?;
-    let pb = bar(a.epochs, "spike-and-slab")?;
-    let hist = train(&net, &train_set, &cfg, |s| {
-        pb.inc(1);
-        pb.set_message(format!("ELBO {:.0}, density {:.4}", s.elbo, s.density));
-    })?;
-    pb.finish_and_clear();
     let pred = mc_predict(&net, &test_set.x_tensor(DType::F32)?, 30, 0.95, a.seed ^ 7)?;
     let test_accuracy = accuracy(&pred.classes(), &test_set);
     let seconds = t0.elapsed().as_secs_f64();
@@ -130,7 +119,12 @@ pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
     io::save(&net, &a.out, serde_json::to_value(&meta)?)?;
     let dense = if a.dense {
         let t1 = Instant::now();
-        let dn = DenseNet::new(arch, Likelihood::Categorical, &Init::default(), a.seed)?;
+        let dn = DenseNet::new(
+            arch.clone(),
+            Likelihood::Categorical,
+            &Init::default(),
+            a.seed,
+        )?;
         let pb = bar(a.epochs, "dense")?;
         train_dense(&dn, &train_set, &cfg, |_, loss| {
             pb.inc(1);
@@ -150,7 +144,8 @@ pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
         train_rows: train_set.n,
         test_rows: test_set.n,
         inputs: train_set.p,
-        hidden: vec![a.width; a.layers],
+        hidden: arch.hidden.clone(),
+        search: grid,
         epochs: a.epochs,
         batch: a.batch,
         lr: a.lr,

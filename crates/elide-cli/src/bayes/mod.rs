@@ -3,6 +3,7 @@ mod bench;
 mod fit;
 mod fit_idx;
 mod simulate;
+mod teacher;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -12,6 +13,9 @@ use clap::Subcommand;
 pub enum BayesCommand {
     /// The papers' simulation (200 inputs, 5 relevant, 200-7-7-7-1): RMSE, density, FNR, FPR.
     Simulate(simulate::SimulateArgs),
+    /// The teacher-student experiment: a sparse teacher network, students for growing input
+    /// dimension p; test error against log p.
+    Teacher(teacher::TeacherArgs),
     /// Fit a spike-and-slab network to a CSV file or MNIST-style IDX files (--idx); saves
     /// safetensors + JSON.
     Fit(fit::FitArgs),
@@ -25,6 +29,7 @@ pub enum BayesCommand {
 pub fn run(cmd: BayesCommand) -> Result<()> {
     match cmd {
         BayesCommand::Simulate(a) => simulate::run(&a),
+        BayesCommand::Teacher(a) => teacher::run(&a),
         BayesCommand::Fit(a) => fit::fit(&a),
         BayesCommand::Predict(a) => fit::predict(&a),
         BayesCommand::Bench(a) => bench::run(&a),

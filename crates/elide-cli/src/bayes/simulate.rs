@@ -2,6 +2,7 @@
 //! replicate and a summary.
 use anyhow::{Context, Result};
 use clap::Args;
+use elide_bayes::search::Grid;
 use elide_bayes::simulate::{run_replicate, Replicate, SimConfig};
 use elide_bayes::train::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,6 +44,19 @@ pub struct SimulateArgs {
     /// settings).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The adaptive search instead of the fixed 200-7-7-7-1 network: per replicate, fit every
+    /// structure of --search-layers x --search-widths and keep the largest ELBO.
+    #[arg(long)]
+    search: bool,
+    /// With --search: the candidate depths.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    search_layers: Vec<usize>,
+    /// With --search: the candidate widths.
+    #[arg(long, value_delimiter = ',', default_value = "7,14,28")]
+    search_widths: Vec<usize>,
+    /// With --search: Monte Carlo samples of each candidate's final ELBO.
+    #[arg(long, default_value_t = 10)]
+    elbo_samples: usize,
     /// Threads (replicates run in parallel); 0 = all cores.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -95,18 +109,30 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
             ..defaults.train
         },
         seed_offset: a.seed,
+        search: match a.search {
+            true => Some((
+                Grid::new(a.search_layers.clone(), a.search_widths.clone())?,
+                a.elbo_samples,
+            )),
+            false => None,
+        },
         ..defaults
     };
     let pool = super::pool(a.threads)?;
     let threads = pool.current_num_threads();
-    let bar = ProgressBar::new((a.replicates * a.epochs) as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {elapsed_precise} {msg}")?,
-    );
+    // The search fits its candidates in parallel with no per-epoch progress: count replicates.
+    let (len, unit) = match cfg.search {
+        Some(_) => (a.replicates, "replicates"),
+        None => (a.replicates * a.epochs, "epochs"),
+    };
+    let bar = ProgressBar::new(len as u64).with_style(ProgressStyle::with_template(&format!(
+        "{{bar:30}} {{pos}}/{{len}} {unit} {{elapsed_precise}} {{msg}}"
+    ))?);
     let reps: Vec<Replicate> = pool.install(|| {
         (0..a.replicates)
             .into_par_iter()
             .map(|i| {
-                run_replicate(&cfg, i, |s| {
+                let r = run_replicate(&cfg, i, |s| {
                     bar.inc(1);
                     if s.epoch % 50 == 0 {
                         bar.set_message(format!(
@@ -114,7 +140,11 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
                             s.elbo, s.density
                         ));
                     }
-                })
+                });
+                if cfg.search.is_some() {
+                    bar.inc(1);
+                }
+                r
             })
             .collect::<Result<Vec<_>, _>>()
     })?;
@@ -123,15 +153,37 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
         "elide bayes simulate: {} replicates, {} epochs, lr {}, batch {}, KL off {} + warm-up {} epochs, theta lr x{}, seed offset {}, {threads} threads",
         a.replicates, a.epochs, a.lr, a.batch, a.kl_delay, a.kl_warmup, a.theta_lr_scale, a.seed
     );
+    if let Some((g, s)) = &cfg.search {
+        println!(
+            "adaptive search: depths {:?} x widths {:?}, chosen by the full-data ELBO ({s} samples)",
+            g.layers, g.widths
+        );
+    }
     println!(
-        "{:>4} {:>8} {:>10} {:>8} {:>6} {:>8}  selected",
-        "rep", "rmse", "train_rmse", "density", "fnr", "fpr"
+        "{:>4} {:>8} {:>10} {:>8} {:>6} {:>8}  {:<12} selected",
+        "rep", "rmse", "train_rmse", "density", "fnr", "fpr", "hidden"
     );
     for r in &reps {
         println!(
-            "{:>4} {:>8.4} {:>10.4} {:>8.4} {:>6.2} {:>8.4}  {:?}",
-            r.index, r.rmse, r.train_rmse, r.density, r.fnr, r.fpr, r.selected
+            "{:>4} {:>8.4} {:>10.4} {:>8.4} {:>6.2} {:>8.4}  {:<12} {:?}",
+            r.index,
+            r.rmse,
+            r.train_rmse,
+            r.density,
+            r.fnr,
+            r.fpr,
+            format!("{:?}", r.hidden),
+            r.selected
         );
+    }
+    for r in reps.iter().filter(|r| r.grid.is_some()) {
+        println!("rep {} grid (ELBO, density):", r.index);
+        for c in r.grid.iter().flatten() {
+            println!(
+                "  {} x {:<3} ELBO {:>10.1}  q(s) {:.3}  density {:.4}",
+                c.layers, c.width, c.elbo.elbo, c.weight, c.density
+            );
+        }
     }
     let col = |f: fn(&Replicate) -> f64| reps.iter().map(f).collect::<Vec<_>>();
     let (rm, rs) = mean_sd(&col(|r| r.rmse));

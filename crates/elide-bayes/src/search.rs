@@ -1,0 +1,271 @@
+//! Adaptive structure: choose depth and width (and with them the sparsity level) from the data.
+//!
+//! After Bai, Song & Cheng, "Adaptive Variational Bayesian Inference for Sparse Deep Neural
+//! Network": the structure `s = (L, N)` gets a prior `pi(s)` and the variational family ranges
+//! over `(s, q_s)`. Maximising the ELBO over that family gives
+//! `q(s) ∝ pi(s) exp(ELBO_s)`, where `ELBO_s` is the best ELBO of structure `s` alone; the
+//! adaptive estimate is the structure with the largest `log pi(s) + ELBO_s`. What is implemented
+//! here, and why:
+//! - Every candidate `(L, N)` of a grid is fitted with its own theory `lambda_s`
+//!   (`-log lambda = log T_s + delta[(L+1) log N + log(sqrt(n) p)]`), so the KL inside `ELBO_s`
+//!   charges each included weight about `-log lambda_s`, a price that rises with depth and
+//!   width: that is the complexity penalty, and it is the theory's own.
+//! - `pi(s)` is uniform over the grid (the paper's prior over structures is not reproduced;
+//!   the grid is the user's), so the score is `ELBO_s` and `q(s)` is the softmax of the ELBOs.
+//! - `ELBO_s` is re-estimated after training on all training rows with `S` Monte Carlo samples
+//!   (`E_q log p(y | x, w)` averaged over the samples, minus the closed-form KL), not taken from
+//!   the noisy minibatch sums of the last epoch.
+//!
+//! Candidates are fitted in parallel (rayon), each with the same seed.
+use crate::data::Dataset;
+use crate::error::{BayesError, Result};
+use crate::layer::Init;
+use crate::net::{Arch, Likelihood, SpikeSlabNet};
+use crate::prior::{theory_lambda, Prior};
+use crate::rng::Rng;
+use crate::select::density;
+use crate::train::{train, EpochStats, TrainConfig};
+use candle_core::DType;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// How a structure is fitted: everything except its depth and width.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FitSettings {
+    /// The observation model.
+    pub likelihood: Likelihood,
+    /// Slab standard deviation.
+    pub sigma0: f64,
+    /// `delta` of the theory's `lambda`.
+    pub delta: f64,
+    /// Initial variational parameters.
+    pub init: Init,
+    /// Seed of the initialisation (training has its own in `train`).
+    pub seed: u64,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Monte Carlo samples of the final ELBO estimate.
+    pub elbo_samples: usize,
+}
+
+/// A full-data ELBO estimate.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Elbo {
+    /// `E_q log p(y | x, w) - KL`.
+    pub elbo: f64,
+    /// The expected negative log-likelihood over all rows (Monte Carlo mean).
+    pub nll: f64,
+    /// The KL of the posterior from the prior.
+    pub kl: f64,
+}
+
+/// Estimate the ELBO of `net` on all of `data` with `samples` draws.
+pub fn estimate_elbo(
+    net: &SpikeSlabNet,
+    data: &Dataset,
+    samples: usize,
+    seed: u64,
+) -> Result<Elbo> {
+    if samples == 0 {
+        return Err(BayesError::Config("ELBO estimate with 0 samples".into()));
+    }
+    let dt = net.dtype();
+    let all: Vec<usize> = (0..data.n).collect();
+    let x = data.x_tensor(dt)?;
+    let y = net.target_tensor(&data.targets, &all)?;
+    let mut rng = Rng::new(seed);
+    let mut nll = 0.0;
+    for _ in 0..samples {
+        let f = net.forward_sample(&x, &mut rng, 0.5)?;
+        nll += scalar(&net.nll(&f, &y)?)? / samples as f64;
+    }
+    let kl = scalar(&net.kl()?)?;
+    Ok(Elbo {
+        elbo: -nll - kl,
+        nll,
+        kl,
+    })
+}
+
+fn scalar(t: &candle_core::Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Fit one structure: its theory `lambda`, a fresh network, training; returns the network, its
+/// training history and `lambda`.
+pub fn fit_structure(
+    data: &Dataset,
+    arch: Arch,
+    s: &FitSettings,
+    on_epoch: impl FnMut(&EpochStats),
+) -> Result<(SpikeSlabNet, Vec<EpochStats>, f64)> {
+    let lambda = theory_lambda(arch.theory_sizes(data.n), s.delta)?;
+    let prior = Prior::new(lambda, s.sigma0)?;
+    let net = SpikeSlabNet::new(arch, prior, s.likelihood, &s.init, s.seed, DType::F32)?;
+    let hist = train(&net, data, &s.train, on_epoch)?;
+    Ok((net, hist, lambda))
+}
+
+/// The candidate structures: every depth with every width.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Grid {
+    /// Hidden-layer counts.
+    pub layers: Vec<usize>,
+    /// Hidden widths (all hidden layers of a candidate have the same width).
+    pub widths: Vec<usize>,
+}
+
+impl Grid {
+    /// A checked grid.
+    pub fn new(layers: Vec<usize>, widths: Vec<usize>) -> Result<Self> {
+        if layers.is_empty() || widths.is_empty() || layers.contains(&0) || widths.contains(&0) {
+            return Err(BayesError::Config(format!(
+                "search grid needs depths and widths >= 1, got layers {layers:?} widths {widths:?}"
+            )));
+        }
+        Ok(Self { layers, widths })
+    }
+
+    /// `(layers, width)` of every candidate, depth-major.
+    pub fn candidates(&self) -> Vec<(usize, usize)> {
+        self.layers
+            .iter()
+            .flat_map(|&l| self.widths.iter().map(move |&w| (l, w)))
+            .collect()
+    }
+}
+
+/// One fitted candidate.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    /// Hidden layers.
+    pub layers: usize,
+    /// Hidden width.
+    pub width: usize,
+    /// Weights and biases.
+    pub params: usize,
+    /// Its theory `lambda`.
+    pub lambda: f64,
+    /// The full-data ELBO estimate (the score).
+    pub elbo: Elbo,
+    /// `q(s)`: the structure's posterior weight, the softmax of the ELBOs over the grid.
+    pub weight: f64,
+    /// Fraction of weights and biases with `phi > 0.5`.
+    pub density: f64,
+    /// Seconds to fit and score.
+    pub seconds: f64,
+}
+
+/// The result of a search: every candidate and the chosen network.
+pub struct Searched {
+    /// The grid, in [`Grid::candidates`] order.
+    pub candidates: Vec<Candidate>,
+    /// Index of the chosen candidate (largest ELBO).
+    pub chosen: usize,
+    /// The chosen network.
+    pub net: SpikeSlabNet,
+    /// The chosen network's training history.
+    pub history: Vec<EpochStats>,
+}
+
+/// Fit every structure of `grid` on `data` (in parallel) and choose by the ELBO;
+/// `on_candidate` sees each candidate as it finishes.
+pub fn search(
+    data: &Dataset,
+    outputs: usize,
+    grid: &Grid,
+    s: &FitSettings,
+    on_candidate: impl Fn(&Candidate) + Sync,
+) -> Result<Searched> {
+    let fitted = grid
+        .candidates()
+        .into_par_iter()
+        .map(|(layers, width)| {
+            let t0 = Instant::now();
+            let arch = Arch::uniform(data.p, layers, width, outputs);
+            let params = arch.params();
+            let (net, hist, lambda) = fit_structure(data, arch, s, |_| {})?;
+            let elbo = estimate_elbo(&net, data, s.elbo_samples, s.seed ^ 0xE1B0)?;
+            let c = Candidate {
+                layers,
+                width,
+                params,
+                lambda,
+                elbo,
+                weight: f64::NAN,
+                density: density(&net)?,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            on_candidate(&c);
+            Ok((c, net, hist))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let scores: Vec<f64> = fitted.iter().map(|(c, ..)| c.elbo.elbo).collect();
+    let weights = softmax(&scores);
+    if !weights.iter().any(|w| *w > 0.0) {
+        return Err(BayesError::Config(format!(
+            "no candidate structure has a finite ELBO: {scores:?}"
+        )));
+    }
+    let chosen = (0..weights.len())
+        .filter(|&i| scores[i].is_finite())
+        .fold(None, |b: Option<usize>, i| match b {
+            Some(j) if scores[j] >= scores[i] => Some(j),
+            _ => Some(i),
+        })
+        .unwrap_or(0);
+    let mut candidates = Vec::with_capacity(fitted.len());
+    let mut best = None;
+    for (i, ((mut c, net, hist), w)) in fitted.into_iter().zip(weights).enumerate() {
+        c.weight = w;
+        candidates.push(c);
+        if i == chosen {
+            best = Some((net, hist));
+        }
+    }
+    let (net, history) = best.ok_or_else(|| BayesError::Config("empty search grid".into()))?;
+    Ok(Searched {
+        candidates,
+        chosen,
+        net,
+        history,
+    })
+}
+
+/// Softmax of scores (non-finite scores get weight 0).
+fn softmax(v: &[f64]) -> Vec<f64> {
+    let m = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = v
+        .iter()
+        .map(|&x| if x.is_finite() { (x - m).exp() } else { 0.0 })
+        .collect();
+    let s: f64 = e.iter().sum();
+    e.iter()
+        .map(|x| if s > 0.0 { x / s } else { 0.0 })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_checked_and_depth_major() {
+        assert!(Grid::new(vec![], vec![3]).is_err());
+        assert!(Grid::new(vec![1, 0], vec![3]).is_err());
+        let g = Grid::new(vec![1, 2], vec![4, 8]).unwrap();
+        assert_eq!(g.candidates(), vec![(1, 4), (1, 8), (2, 4), (2, 8)]);
+    }
+
+    #[test]
+    fn softmax_weights_sum_to_one_and_skip_non_finite() {
+        let w = softmax(&[-1000.0, -1001.0, f64::NAN]);
+        assert!((w[0] + w[1] - 1.0).abs() < 1e-12 && w[2] == 0.0);
+        assert!((w[0] / w[1] - std::f64::consts::E).abs() < 1e-9);
+    }
+}
