@@ -1,6 +1,6 @@
 //! Training by the minibatch ELBO: per batch, loss = batch NLL (one Monte Carlo sample) +
 //! KL / number of batches, minimised with Adam (candle's `AdamW` with no weight decay).
-use crate::data::Dataset;
+use crate::data::{Dataset, Targets};
 use crate::error::{BayesError, Result};
 use crate::net::SpikeSlabNet;
 use crate::rng::Rng;
@@ -67,6 +67,9 @@ pub struct EpochStats {
     pub kl: f64,
     /// Fraction of weights and biases with `phi > 0.5`.
     pub density: f64,
+    /// Classification: the fraction of training rows the sampled networks classified right
+    /// during the epoch (one sample per batch, as trained).
+    pub accuracy: Option<f64>,
 }
 
 /// The KL's weight in `epoch` (0-based): 0 for the first `delay` epochs, then a linear
@@ -131,6 +134,7 @@ pub fn train(
         let kl_weight = kl_scale(cfg.kl_delay, cfg.kl_warmup, epoch);
         let perm = rng.permutation(data.n);
         let mut total = 0.0;
+        let mut correct = 0usize;
         for idx in perm.chunks(cfg.batch_size) {
             let x = data.rows(idx, dt)?;
             let y = net.target_tensor(&data.targets, idx)?;
@@ -141,6 +145,14 @@ pub fn train(
                 return Err(BayesError::Diverged { epoch, loss: l });
             }
             total += l;
+            if let Targets::Labels(labels) = &data.targets {
+                let pred = f.argmax(1)?.to_vec1::<u32>()?;
+                correct += idx
+                    .iter()
+                    .zip(&pred)
+                    .filter(|(&i, &p)| labels[i] == p)
+                    .count();
+            }
             let grads = loss.backward()?;
             opt.step(&grads)?;
             opt_theta.step(&grads)?;
@@ -154,6 +166,10 @@ pub fn train(
             elbo: -total,
             kl,
             density: crate::select::density(net)?,
+            accuracy: match data.targets {
+                Targets::Labels(_) => Some(correct as f64 / data.n.max(1) as f64),
+                Targets::Values(_) => None,
+            },
         };
         on_epoch(&stats);
         history.push(stats);

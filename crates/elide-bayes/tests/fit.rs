@@ -85,7 +85,10 @@ fn learns_a_two_class_problem() {
         lr: 2e-2,
         ..Default::default()
     };
-    train(&net, &data, &cfg, |_| {}).unwrap();
+    let hist = train(&net, &data, &cfg, |_| {}).unwrap();
+    // The per-epoch training accuracy starts near chance and ends high.
+    let (first, last) = (hist[0].accuracy.unwrap(), hist[149].accuracy.unwrap());
+    assert!(first < 0.8 && last > 0.85, "accuracy {first} -> {last}");
     let pr = predict(&net, &data.x_tensor(DType::F32).unwrap(), 10, 0.9, 1).unwrap();
     let acc = pr
         .classes()

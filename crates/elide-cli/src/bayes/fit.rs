@@ -177,7 +177,10 @@ pub(super) fn fit_network(
     )?);
     let (net, history, lambda) = fit_structure(data, arch, &settings, |s| {
         bar.inc(1);
-        bar.set_message(format!("ELBO {:.1}, density {:.3}", s.elbo, s.density));
+        let acc = s
+            .accuracy
+            .map_or(String::new(), |a| format!(", train accuracy {a:.3}"));
+        bar.set_message(format!("ELBO {:.1}, density {:.3}{acc}", s.elbo, s.density));
     })?;
     bar.finish_and_clear();
     Ok(Fitted {
