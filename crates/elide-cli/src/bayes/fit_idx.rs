@@ -43,6 +43,8 @@ struct IdxReport {
     dense: Option<DenseReport>,
     /// With --search: every candidate (the chosen one is `hidden`).
     search: Option<Vec<Candidate>>,
+    /// Per epoch: density (phi > 0.5) and training accuracy of the sampled networks.
+    history: Vec<(f64, f64)>,
 }
 
 fn accuracy(pred: &[usize], data: &Dataset) -> f64 {
@@ -151,6 +153,10 @@ pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
         lr: a.lr,
         lambda,
         elbo: hist.last().map_or(f64::NAN, |h| h.elbo),
+        history: hist
+            .iter()
+            .map(|h| (h.density, h.accuracy.unwrap_or(f64::NAN)))
+            .collect(),
         density: dens,
         sparsity: 1.0 - dens,
         test_accuracy,
