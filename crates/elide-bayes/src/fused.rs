@@ -75,7 +75,14 @@ type Saved = Mutex<Option<[Tensor; 3]>>;
 fn save<T: WithDType>(saved: &Saved, parts: [Vec<T>; 3], shape: &Shape) -> Result<()> {
     let [a, b, c] = parts;
     let t = |v: Vec<T>| Tensor::from_vec(v, shape.clone(), &Device::Cpu);
-    *saved.lock().map_err(|_| Error::Msg("poisoned".into()))? = Some([t(a)?, t(b)?, t(c)?]);
+    let mut slot = saved.lock().map_err(|_| Error::Msg("poisoned".into()))?;
+    if slot.is_some() {
+        // A second forward would overwrite the first one's partials under its backward.
+        return Err(Error::Msg(
+            "spike-and-slab op applied twice: build a new op per forward".into(),
+        ));
+    }
+    *slot = Some([t(a)?, t(b)?, t(c)?]);
     Ok(())
 }
 
@@ -136,13 +143,10 @@ impl SlabSample {
             let slab = mu[i].to_f64() + sigma * eps;
             let z = (theta[i].to_f64() + logistic) / tau;
             let hard = if z > 0.0 { 1.0 } else { 0.0 };
-            let (_, s) = softplus_sigmoid(z);
-            [
-                hard * slab,
-                hard,
-                hard * eps * sig_rho,
-                slab * s * (1.0 - s) / tau,
-            ]
+            // sigmoid'(z) = e / (1 + e)^2 with e = exp(-|z|), without the cancellation of s (1 - s).
+            let e = (-z.abs()).exp();
+            let ds = e / ((1.0 + e) * (1.0 + e));
+            [hard * slab, hard, hard * eps * sig_rho, slab * ds / tau]
         });
         save(&self.saved, [d_mu, d_rho, d_theta], shape)?;
         Ok(T::to_cpu_storage_owned(w))
@@ -241,7 +245,7 @@ impl SlabKl {
                     e / (1.0 + e)
                 };
                 let log_phi = -((-t).max(0.0) + e.ln_1p());
-                let log_1m = log_phi - t;
+                let log_1m = -(t.max(0.0) + e.ln_1p());
                 let gauss = (s0 / sigma).ln() + 0.5 * (sigma * sigma + m * m) * inv_s0sq - 0.5;
                 let kl =
                     phi * (log_phi - ln_lam) + (1.0 - phi) * (log_1m - ln_1m_lam) + phi * gauss;
@@ -253,7 +257,8 @@ impl SlabKl {
                 ]
             },
         );
-        let total: f64 = kl.par_iter().sum();
+        // In order, so the value is the same whatever the thread count.
+        let total: f64 = kl.iter().sum();
         let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
         save(&self.saved, [cast(d_mu), cast(d_rho), cast(d_theta)], shape)?;
         Ok(T::to_cpu_storage_owned(vec![T::from_f64(total)]))
@@ -452,6 +457,50 @@ mod tests {
                 close(&gf[k], &gc[k], tol, what);
             }
         }
+    }
+
+    #[test]
+    fn a_second_forward_of_one_op_is_refused() {
+        use std::sync::Arc;
+        let [mu, rho, theta] = group(10, 1, DType::F32);
+        let prior = Prior::new(0.1, 1.0).unwrap();
+        let op: Arc<Box<dyn CustomOp3 + Send + Sync>> = Arc::new(Box::new(SlabKl::new(prior)));
+        let (m, r, t) = (mu.as_tensor(), rho.as_tensor(), theta.as_tensor());
+        m.apply_op3_arc(r, t, op.clone()).unwrap();
+        let e = m.apply_op3_arc(r, t, op).unwrap_err();
+        assert!(e.to_string().contains("applied twice"), "{e}");
+    }
+
+    #[test]
+    fn extreme_parameters_stay_finite_and_match() {
+        // |theta| and |rho| far outside the training range: values and gradients finite and
+        // equal to the composed ops where those are finite.
+        let n = 6;
+        let mk = |v: [f64; 6]| Var::from_tensor(&Tensor::new(&v, &Device::Cpu).unwrap()).unwrap();
+        let vars = [
+            mk([0.5, -0.5, 2.0, 0.0, 1.0, -1.0]),
+            mk([-30.0, 30.0, -12.0, 12.0, 0.0, -40.0]),
+            mk([40.0, -40.0, 25.0, -25.0, 0.0, 60.0]),
+        ];
+        let prior = Prior::new(1e-4, 1.3).unwrap();
+        let [mu, rho, theta] = &vars;
+        let kl = mu
+            .as_tensor()
+            .apply_op3(rho.as_tensor(), theta.as_tensor(), SlabKl::new(prior))
+            .unwrap();
+        let g = grads(&kl, &vars);
+        assert!(kl.to_scalar::<f64>().unwrap().is_finite());
+        assert!(g.iter().flatten().all(|x| x.is_finite()), "{g:?}");
+        let w = mu
+            .as_tensor()
+            .apply_op3(rho.as_tensor(), theta.as_tensor(), SlabSample::new(3, 0.5))
+            .unwrap();
+        let g = grads(&w.sum_all().unwrap(), &vars);
+        assert!(w.to_vec1::<f64>().unwrap().iter().all(|x| x.is_finite()));
+        assert!(
+            g.iter().flatten().all(|x| x.is_finite()) && g[0].len() == n,
+            "{g:?}"
+        );
     }
 
     #[test]

@@ -178,6 +178,9 @@ pub fn search(
     s: &FitSettings,
     on_candidate: impl Fn(&Candidate) + Sync,
 ) -> Result<Searched> {
+    if s.elbo_samples == 0 {
+        return Err(BayesError::Config("ELBO estimate with 0 samples".into()));
+    }
     let fitted = grid
         .candidates()
         .into_par_iter()
@@ -185,8 +188,24 @@ pub fn search(
             let t0 = Instant::now();
             let arch = Arch::uniform(data.p, layers, width, outputs);
             let params = arch.params();
-            let (net, hist, lambda) = fit_structure(data, arch, s, |_| {})?;
-            let elbo = estimate_elbo(&net, data, s.elbo_samples, s.seed ^ 0xE1B0)?;
+            let lambda = theory_lambda(arch.theory_sizes(data.n), s.delta)?;
+            let (net, elbo, dens, hist) = match fit_structure(data, arch, s, |_| {}) {
+                Ok((net, hist, _)) => {
+                    let elbo = estimate_elbo(&net, data, s.elbo_samples, s.seed ^ 0xE1B0)?;
+                    let d = density(&net)?;
+                    (Some(net), elbo, d, hist)
+                }
+                // A candidate that diverges is reported with a NaN ELBO and never chosen.
+                Err(BayesError::Diverged { .. }) => {
+                    let nan = Elbo {
+                        elbo: f64::NAN,
+                        nll: f64::NAN,
+                        kl: f64::NAN,
+                    };
+                    (None, nan, f64::NAN, Vec::new())
+                }
+                Err(e) => return Err(e),
+            };
             let c = Candidate {
                 layers,
                 width,
@@ -194,7 +213,7 @@ pub fn search(
                 lambda,
                 elbo,
                 weight: f64::NAN,
-                density: density(&net)?,
+                density: dens,
                 seconds: t0.elapsed().as_secs_f64(),
             };
             on_candidate(&c);
@@ -204,8 +223,8 @@ pub fn search(
     let scores: Vec<f64> = fitted.iter().map(|(c, ..)| c.elbo.elbo).collect();
     let weights = softmax(&scores);
     if !weights.iter().any(|w| *w > 0.0) {
-        return Err(BayesError::Config(format!(
-            "no candidate structure has a finite ELBO: {scores:?}"
+        return Err(BayesError::Model(format!(
+            "no candidate structure has a finite ELBO (all diverged?): {scores:?}"
         )));
     }
     let chosen = (0..weights.len())
@@ -224,7 +243,14 @@ pub fn search(
             best = Some((net, hist));
         }
     }
-    let (net, history) = best.ok_or_else(|| BayesError::Config("empty search grid".into()))?;
+    let (net, history) = match best {
+        Some((Some(net), hist)) => (net, hist),
+        _ => {
+            return Err(BayesError::Model(
+                "the chosen candidate has no network".into(),
+            ))
+        }
+    };
     Ok(Searched {
         candidates,
         chosen,

@@ -40,9 +40,12 @@ impl Teacher {
         signal_sd: f64,
         seed: u64,
     ) -> Result<Self> {
-        if relevant == 0 || hidden.contains(&0) || !(edge_density > 0.0 && edge_density <= 1.0) {
+        let bad_density = !(edge_density > 0.0 && edge_density <= 1.0);
+        let bad_sd = !(signal_sd > 0.0 && signal_sd.is_finite());
+        if relevant == 0 || hidden.contains(&0) || bad_density || bad_sd {
             return Err(BayesError::Config(format!(
-                "teacher: relevant {relevant}, hidden {hidden:?}, edge density {edge_density}"
+                "teacher: relevant {relevant}, hidden {hidden:?}, edge density {edge_density}, \
+                 output sd {signal_sd}"
             )));
         }
         let mut rng = Rng::new(seed);
@@ -92,9 +95,13 @@ impl Teacher {
         Ok(t)
     }
 
-    /// The teacher's output for the relevant inputs `x`.
+    /// The teacher's output for inputs `x` (it reads the first `relevant`; NaN when `x` is
+    /// shorter).
     pub fn eval(&self, x: &[f64]) -> f64 {
-        let mut h = x[..self.relevant].to_vec();
+        let Some(x) = x.get(..self.relevant) else {
+            return f64::NAN;
+        };
+        let mut h = x.to_vec();
         let last = self.layers.len() - 1;
         for (li, (w, b)) in self.layers.iter().enumerate() {
             let o = b.len();
@@ -291,6 +298,9 @@ mod tests {
         assert_eq!(t.eval(&x), t.eval(&x2));
         assert!(t.generate(5, 2, 1.0, &mut r).is_err());
         assert!(Teacher::new(0, &[4], 0.5, 1.0, 1).is_err());
+        assert!(Teacher::new(3, &[4], 0.5, f64::NAN, 1).is_err());
+        assert!(Teacher::new(3, &[4], 0.5, -1.0, 1).is_err());
+        assert!(t.eval(&[0.1]).is_nan());
     }
 
     #[test]

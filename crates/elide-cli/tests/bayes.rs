@@ -330,11 +330,19 @@ fn fit_search_reports_the_grid_and_saves_the_chosen_structure() {
         csv.to_str().unwrap(),
     ]);
     assert!(out.status.success());
-    // --search with --layers is refused; a zero width in the grid is a clear error.
-    let o = elide(&[
-        "bayes", "fit", "--data", "x.csv", "--target", "y", "--search", "--layers", "2",
-    ]);
-    assert!(!o.status.success());
+    // --search with --layers is refused, grid flags need --search, and a zero width in the
+    // grid is a clear error.
+    let csv_s = csv.to_str().unwrap();
+    let base = ["bayes", "fit", "--data", csv_s, "--target", "y"];
+    let o = elide(&[&base[..], &["--search", "--layers", "2"]].concat());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("cannot be used with"),
+        "{e}"
+    );
+    let o = elide(&[&base[..], &["--search-widths", "3"]].concat());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("--search"), "{e}");
     let o = elide(&[
         "bayes",
         "fit",
@@ -381,9 +389,24 @@ fn teacher_experiment_runs_and_writes_json() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let pts = r["points"].as_array().unwrap();
     assert_eq!(pts.len(), 2);
+    let f = |p: &serde_json::Value, k: &str| p[k].as_f64().unwrap();
     for p in pts {
-        assert!(p["scores"]["rmse"].as_f64().unwrap() > 0.5, "{p}");
+        let rmse = p["scores"]["rmse"].as_f64().unwrap();
+        assert!(
+            (f(p, "excess_mse") - (rmse * rmse - 1.0)).abs() < 1e-9,
+            "{p}"
+        );
     }
+    // More inputs, more parameters: the theory's lambda falls with p.
+    assert_eq!(
+        (pts[0]["p"].as_u64(), pts[1]["p"].as_u64()),
+        (Some(10), Some(40))
+    );
+    assert!(f(&pts[1], "lambda") < f(&pts[0], "lambda"));
+    assert!(r["excess_mse_vs_ln_p"]["slope"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
     let o = elide(&["bayes", "teacher", "--dims", "3", "--relevant", "5"]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(

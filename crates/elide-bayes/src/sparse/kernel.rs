@@ -29,11 +29,11 @@ pub fn row(
     vals: &[f32],
     bias: f32,
 ) -> Option<()> {
-    let max = cols
-        .iter()
-        .copied()
-        .max()
-        .map_or(0, |c| c as usize * ld + dst.len());
+    let max = match cols.iter().copied().max() {
+        // Checked: a wrapped product would pass the bound below and read out of bounds.
+        Some(c) => (c as usize).checked_mul(ld)?.checked_add(dst.len())?,
+        None => 0,
+    };
     if max > src.len() || cols.len() != vals.len() {
         return None;
     }
@@ -186,5 +186,7 @@ mod tests {
     fn out_of_range_columns_are_refused() {
         let mut d = vec![0.0; 4];
         assert!(row(&mut d, &[0.0; 8], 4, &[2], &[1.0], 0.0).is_none());
+        // A column times the stride that overflows usize is refused, not wrapped.
+        assert!(row(&mut d[..1], &[0.0; 8], usize::MAX / 2, &[3], &[1.0], 0.0).is_none());
     }
 }

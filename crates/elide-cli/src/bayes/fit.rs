@@ -50,13 +50,24 @@ pub struct FitArgs {
     #[arg(long, conflicts_with_all = ["layers", "width"])]
     pub(super) search: bool,
     /// With --search: the candidate depths.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3",
+        requires = "search"
+    )]
     pub(super) search_layers: Vec<usize>,
     /// With --search: the candidate widths.
-    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "4,8,16,32",
+        requires = "search"
+    )]
     pub(super) search_widths: Vec<usize>,
     /// With --search: Monte Carlo samples of each candidate's final ELBO.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, requires = "search",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(super) elbo_samples: usize,
     /// Training epochs.
     #[arg(long, default_value_t = 500)]

@@ -49,13 +49,24 @@ pub struct SimulateArgs {
     #[arg(long)]
     search: bool,
     /// With --search: the candidate depths.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3",
+        requires = "search"
+    )]
     search_layers: Vec<usize>,
     /// With --search: the candidate widths.
-    #[arg(long, value_delimiter = ',', default_value = "7,14,28")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "7,14,28",
+        requires = "search"
+    )]
     search_widths: Vec<usize>,
     /// With --search: Monte Carlo samples of each candidate's final ELBO.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, requires = "search",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     elbo_samples: usize,
     /// Threads (replicates run in parallel); 0 = all cores.
     #[arg(long, default_value_t = 0)]
@@ -109,13 +120,11 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
             ..defaults.train
         },
         seed_offset: a.seed,
-        search: match a.search {
-            true => Some((
-                Grid::new(a.search_layers.clone(), a.search_widths.clone())?,
-                a.elbo_samples,
-            )),
-            false => None,
-        },
+        search: a
+            .search
+            .then(|| Grid::new(a.search_layers.clone(), a.search_widths.clone()))
+            .transpose()?
+            .map(|g| (g, a.elbo_samples)),
         ..defaults
     };
     let pool = super::pool(a.threads)?;
