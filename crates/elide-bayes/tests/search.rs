@@ -119,3 +119,41 @@ fn simulation_replicate_with_the_search_uses_the_chosen_structure() {
     assert_eq!(r.hidden, vec![best.width; best.layers]);
     assert_eq!(r.lambda, best.lambda);
 }
+
+#[test]
+fn a_search_whose_candidates_all_diverge_is_an_error_not_a_panic() {
+    // An absurd learning rate drives the parameters to overflow: every fit diverges, each is
+    // reported with a NaN ELBO, and the search says that none is usable.
+    let data = bowl(200, 3);
+    let settings = FitSettings {
+        likelihood: gaussian(0.1),
+        sigma0: 1.3,
+        delta: 0.1,
+        init: Init::default(),
+        seed: 1,
+        train: TrainConfig {
+            epochs: 50,
+            batch_size: 50,
+            lr: 1e30,
+            ..Default::default()
+        },
+        elbo_samples: 2,
+    };
+    let grid = Grid::new(vec![1], vec![2, 3]).unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let e = match search(&data, 1, &grid, &settings, |c| {
+        seen.lock().unwrap().push(c.elbo.elbo)
+    }) {
+        Err(e) => e.to_string(),
+        Ok(s) => panic!("expected an error, chose {:?}", s.candidates),
+    };
+    assert!(e.contains("finite ELBO"), "{e}");
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|v| v.is_nan()), "{seen:?}");
+    let zero = FitSettings {
+        elbo_samples: 0,
+        ..settings
+    };
+    assert!(search(&data, 1, &grid, &zero, |_| {}).is_err());
+}
