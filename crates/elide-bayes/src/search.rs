@@ -23,7 +23,7 @@ use crate::layer::Init;
 use crate::net::{Arch, Likelihood, SpikeSlabNet};
 use crate::prior::{theory_lambda, Prior};
 use crate::rng::Rng;
-use crate::select::density;
+use crate::select::{density, selected_inputs};
 use crate::train::{train, EpochStats, TrainConfig};
 use candle_core::DType;
 use rayon::prelude::*;
@@ -153,6 +153,8 @@ pub struct Candidate {
     pub weight: f64,
     /// Fraction of weights and biases with `phi > 0.5`.
     pub density: f64,
+    /// The inputs it selects (a first-layer edge with `phi > 0.5`).
+    pub selected: Vec<usize>,
     /// Seconds to fit and score.
     pub seconds: f64,
 }
@@ -189,11 +191,11 @@ pub fn search(
             let arch = Arch::uniform(data.p, layers, width, outputs);
             let params = arch.params();
             let lambda = theory_lambda(arch.theory_sizes(data.n), s.delta)?;
-            let (net, elbo, dens, hist) = match fit_structure(data, arch, s, |_| {}) {
+            let (net, elbo, dens, selected, hist) = match fit_structure(data, arch, s, |_| {}) {
                 Ok((net, hist, _)) => {
                     let elbo = estimate_elbo(&net, data, s.elbo_samples, s.seed ^ 0xE1B0)?;
-                    let d = density(&net)?;
-                    (Some(net), elbo, d, hist)
+                    let (d, sel) = (density(&net)?, selected_inputs(&net, 0.5)?);
+                    (Some(net), elbo, d, sel, hist)
                 }
                 // A candidate that diverges is reported with a NaN ELBO and never chosen.
                 Err(BayesError::Diverged { .. }) => {
@@ -202,7 +204,7 @@ pub fn search(
                         nll: f64::NAN,
                         kl: f64::NAN,
                     };
-                    (None, nan, f64::NAN, Vec::new())
+                    (None, nan, f64::NAN, Vec::new(), Vec::new())
                 }
                 Err(e) => return Err(e),
             };
@@ -214,6 +216,7 @@ pub fn search(
                 elbo,
                 weight: f64::NAN,
                 density: dens,
+                selected,
                 seconds: t0.elapsed().as_secs_f64(),
             };
             on_candidate(&c);

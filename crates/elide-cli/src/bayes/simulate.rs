@@ -189,8 +189,8 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
         println!("rep {} grid (ELBO, density):", r.index);
         for c in r.grid.iter().flatten() {
             println!(
-                "  {} x {:<3} ELBO {:>10.1}  q(s) {:.3}  density {:.4}",
-                c.layers, c.width, c.elbo.elbo, c.weight, c.density
+                "  {} x {:<3} ELBO {:>10.1}  q(s) {:.3}  density {:.4}  selected {:?}",
+                c.layers, c.width, c.elbo.elbo, c.weight, c.density, c.selected
             );
         }
     }
