@@ -114,6 +114,14 @@ pub struct Grid {
     pub layers: Vec<usize>,
     /// Hidden widths (all hidden layers of a candidate have the same width).
     pub widths: Vec<usize>,
+    /// Fits of each structure from different random starts (initialisation and training
+    /// seeds); all are candidates, so the ELBO also chooses among the starts.
+    #[serde(default = "one")]
+    pub restarts: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Grid {
@@ -124,7 +132,19 @@ impl Grid {
                 "search grid needs depths and widths >= 1, got layers {layers:?} widths {widths:?}"
             )));
         }
-        Ok(Self { layers, widths })
+        Ok(Self {
+            layers,
+            widths,
+            restarts: 1,
+        })
+    }
+
+    /// The grid with `restarts >= 1` fits of each structure.
+    pub fn with_restarts(self, restarts: usize) -> Result<Self> {
+        if restarts == 0 {
+            return Err(BayesError::Config("search needs >= 1 restart".into()));
+        }
+        Ok(Self { restarts, ..self })
     }
 
     /// `(layers, width)` of every candidate, depth-major.
@@ -143,6 +163,8 @@ pub struct Candidate {
     pub layers: usize,
     /// Hidden width.
     pub width: usize,
+    /// Which start of this structure (0-based; start 0 uses the settings' seeds as given).
+    pub restart: usize,
     /// Weights and biases.
     pub params: usize,
     /// Its theory `lambda`.
@@ -161,7 +183,7 @@ pub struct Candidate {
 
 /// The result of a search: every candidate and the chosen network.
 pub struct Searched {
-    /// The grid, in [`Grid::candidates`] order.
+    /// Every fit: [`Grid::candidates`] order, the restarts of one structure together.
     pub candidates: Vec<Candidate>,
     /// Index of the chosen candidate (largest ELBO).
     pub chosen: usize,
@@ -171,7 +193,8 @@ pub struct Searched {
     pub history: Vec<EpochStats>,
 }
 
-/// Fit every structure of `grid` on `data` (in parallel) and choose by the ELBO;
+/// Fit every structure of `grid` (each `grid.restarts` times) on `data`, in parallel, and
+/// choose by the ELBO;
 /// `on_candidate` sees each candidate as it finishes.
 pub fn search(
     data: &Dataset,
@@ -183,11 +206,24 @@ pub fn search(
     if s.elbo_samples == 0 {
         return Err(BayesError::Config("ELBO estimate with 0 samples".into()));
     }
-    let fitted = grid
+    let runs: Vec<(usize, usize, usize)> = grid
         .candidates()
+        .into_iter()
+        .flat_map(|(l, w)| (0..grid.restarts).map(move |r| (l, w, r)))
+        .collect();
+    let fitted = runs
         .into_par_iter()
-        .map(|(layers, width)| {
+        .map(|(layers, width, restart)| {
             let t0 = Instant::now();
+            let k = restart as u64;
+            let s = &FitSettings {
+                seed: s.seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                train: TrainConfig {
+                    seed: s.train.seed ^ k.wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+                    ..s.train
+                },
+                ..s.clone()
+            };
             let arch = Arch::uniform(data.p, layers, width, outputs);
             let params = arch.params();
             let lambda = theory_lambda(arch.theory_sizes(data.n), s.delta)?;
@@ -211,6 +247,7 @@ pub fn search(
             let c = Candidate {
                 layers,
                 width,
+                restart,
                 params,
                 lambda,
                 elbo,

@@ -157,3 +157,47 @@ fn a_search_whose_candidates_all_diverge_is_an_error_not_a_panic() {
     };
     assert!(search(&data, 1, &grid, &zero, |_| {}).is_err());
 }
+
+#[test]
+fn restarts_are_distinct_fits_and_the_best_elbo_wins() {
+    let data = bowl(300, 11);
+    let settings = FitSettings {
+        likelihood: gaussian(0.1),
+        sigma0: 1.3,
+        delta: 0.1,
+        init: Init::default(),
+        seed: 2,
+        train: TrainConfig {
+            epochs: 30,
+            batch_size: 100,
+            lr: 1e-2,
+            ..Default::default()
+        },
+        elbo_samples: 3,
+    };
+    assert!(Grid::new(vec![1], vec![4])
+        .unwrap()
+        .with_restarts(0)
+        .is_err());
+    let grid = Grid::new(vec![1], vec![4])
+        .unwrap()
+        .with_restarts(3)
+        .unwrap();
+    let s = search(&data, 1, &grid, &settings, |_| {}).unwrap();
+    let starts: Vec<usize> = s.candidates.iter().map(|c| c.restart).collect();
+    assert_eq!(starts, vec![0, 1, 2]);
+    let e: Vec<f64> = s.candidates.iter().map(|c| c.elbo.elbo).collect();
+    assert!(e[0] != e[1] && e[1] != e[2] && e[0] != e[2], "{e:?}");
+    let best = e.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(e[s.chosen], best);
+    // Start 0 is the single fit with the settings' own seeds.
+    let one = search(
+        &data,
+        1,
+        &Grid::new(vec![1], vec![4]).unwrap(),
+        &settings,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(one.candidates[0].elbo.elbo, e[0]);
+}

@@ -65,8 +65,13 @@ pub struct FitArgs {
         requires = "search"
     )]
     pub(super) search_widths: Vec<usize>,
-    /// With --search: Monte Carlo samples of each candidate's final ELBO.
-    #[arg(long, default_value_t = 10, requires = "search",
+    /// Fit each structure this many times from different random starts and keep the largest
+    /// ELBO (with or without --search).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(super) restarts: usize,
+    /// With --search or --restarts: Monte Carlo samples of each candidate's final ELBO.
+    #[arg(long, default_value_t = 10,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(super) elbo_samples: usize,
     /// Training epochs.
@@ -159,9 +164,13 @@ pub(super) fn fit_network(
         },
         elbo_samples: a.elbo_samples,
     };
-    if a.search {
-        let grid = Grid::new(a.search_layers.clone(), a.search_widths.clone())?;
-        let n = grid.candidates().len();
+    if a.search || a.restarts > 1 {
+        let grid = match a.search {
+            true => Grid::new(a.search_layers.clone(), a.search_widths.clone())?,
+            false => Grid::new(vec![a.layers], vec![a.width])?,
+        }
+        .with_restarts(a.restarts)?;
+        let n = grid.candidates().len() * grid.restarts;
         eprintln!(
             "searching {n} structures ({} epochs each, in parallel)",
             a.epochs

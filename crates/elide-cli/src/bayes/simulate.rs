@@ -64,8 +64,13 @@ pub struct SimulateArgs {
         requires = "search"
     )]
     search_widths: Vec<usize>,
-    /// With --search: Monte Carlo samples of each candidate's final ELBO.
-    #[arg(long, default_value_t = 10, requires = "search",
+    /// Fit each structure this many times from different random starts and keep the largest
+    /// ELBO (with --search, or of the fixed 200-7-7-7-1 network).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    restarts: usize,
+    /// With --search or --restarts: Monte Carlo samples of each candidate's final ELBO.
+    #[arg(long, default_value_t = 10,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     elbo_samples: usize,
     /// Threads (replicates run in parallel); 0 = all cores.
@@ -120,11 +125,18 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
             ..defaults.train
         },
         seed_offset: a.seed,
-        search: a
-            .search
-            .then(|| Grid::new(a.search_layers.clone(), a.search_widths.clone()))
-            .transpose()?
-            .map(|g| (g, a.elbo_samples)),
+        search: match (a.search, a.restarts) {
+            (false, 1) => None,
+            (true, r) => Some((
+                Grid::new(a.search_layers.clone(), a.search_widths.clone())?.with_restarts(r)?,
+                a.elbo_samples,
+            )),
+            // Restarts of the fixed 200-7-7-7-1 structure.
+            (false, r) => Some((
+                Grid::new(vec![3], vec![7])?.with_restarts(r)?,
+                a.elbo_samples,
+            )),
+        },
         ..defaults
     };
     let pool = super::pool(a.threads)?;
@@ -164,8 +176,8 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
     );
     if let Some((g, s)) = &cfg.search {
         println!(
-            "adaptive search: depths {:?} x widths {:?}, chosen by the full-data ELBO ({s} samples)",
-            g.layers, g.widths
+            "adaptive search: depths {:?} x widths {:?}, {} start(s) each, chosen by the full-data ELBO ({s} samples)",
+            g.layers, g.widths, g.restarts
         );
     }
     println!(
@@ -189,8 +201,8 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
         println!("rep {} grid (ELBO, density):", r.index);
         for c in r.grid.iter().flatten() {
             println!(
-                "  {} x {:<3} ELBO {:>10.1}  q(s) {:.3}  density {:.4}  selected {:?}",
-                c.layers, c.width, c.elbo.elbo, c.weight, c.density, c.selected
+                "  {} x {:<3} start {} ELBO {:>10.1}  q(s) {:.3}  density {:.4}  selected {:?}",
+                c.layers, c.width, c.restart, c.elbo.elbo, c.weight, c.density, c.selected
             );
         }
     }
