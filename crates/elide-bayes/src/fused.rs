@@ -98,6 +98,60 @@ fn dtype_error(name: &str, dt: DType) -> Error {
     Error::Msg(format!("{name}: unsupported dtype {dt:?} (f32 or f64)"))
 }
 
+/// A fused pass over a group's `(mu, rho, theta)`, for one element type.
+trait GroupPass {
+    /// Runs the pass; saves the partial derivatives for the backward.
+    fn run<T: WithDType>(
+        &self,
+        mu: &[T],
+        rho: &[T],
+        theta: &[T],
+        shape: &Shape,
+    ) -> Result<CpuStorage>;
+}
+
+/// The forward shared by both ops: dtype dispatch over contiguous arguments.
+#[allow(clippy::too_many_arguments)]
+fn forward<P: GroupPass>(
+    pass: &P,
+    name: &str,
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    s3: &CpuStorage,
+    l3: &Layout,
+) -> Result<CpuStorage> {
+    let shape = l1.shape();
+    match s1.dtype() {
+        DType::F32 => pass.run::<f32>(
+            elements(s1, l1)?,
+            elements(s2, l2)?,
+            elements(s3, l3)?,
+            shape,
+        ),
+        DType::F64 => pass.run::<f64>(
+            elements(s1, l1)?,
+            elements(s2, l2)?,
+            elements(s3, l3)?,
+            shape,
+        ),
+        dt => Err(dtype_error(name, dt)),
+    }
+}
+
+/// The backward shared by both ops: the saved partials times the incoming gradient (a tensor of
+/// the output's shape, or a scalar for the KL).
+type Grads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+fn backward(saved_parts: &Saved, name: &str, grad: &Tensor) -> Result<Grads> {
+    let [a, b, c] = saved(saved_parts, name)?;
+    Ok((
+        Some(a.broadcast_mul(grad)?),
+        Some(b.broadcast_mul(grad)?),
+        Some(c.broadcast_mul(grad)?),
+    ))
+}
+
 /// The generator of chunk `k`'s noise: its own SplitMix64 stream, so the noise is drawn in
 /// parallel and still fixed by the seed.
 pub(crate) fn chunk_rng(seed: u64, k: usize) -> Rng {
@@ -122,7 +176,9 @@ impl SlabSample {
             saved: Mutex::new(None),
         }
     }
+}
 
+impl GroupPass for SlabSample {
     fn run<T: WithDType>(
         &self,
         mu: &[T],
@@ -167,23 +223,8 @@ impl CustomOp3 for SlabSample {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let shape = l1.shape().clone();
-        let out = match s1.dtype() {
-            DType::F32 => self.run::<f32>(
-                elements(s1, l1)?,
-                elements(s2, l2)?,
-                elements(s3, l3)?,
-                &shape,
-            )?,
-            DType::F64 => self.run::<f64>(
-                elements(s1, l1)?,
-                elements(s2, l2)?,
-                elements(s3, l3)?,
-                &shape,
-            )?,
-            dt => return Err(dtype_error(self.name(), dt)),
-        };
-        Ok((out, shape))
+        let out = forward(self, self.name(), s1, l1, s2, l2, s3, l3)?;
+        Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
@@ -193,9 +234,8 @@ impl CustomOp3 for SlabSample {
         _theta: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [a, b, c] = saved(&self.saved, self.name())?;
-        Ok((Some((a * grad)?), Some((b * grad)?), Some((c * grad)?)))
+    ) -> Result<Grads> {
+        backward(&self.saved, self.name(), grad)
     }
 }
 
@@ -215,7 +255,9 @@ impl SlabKl {
             saved: Mutex::new(None),
         }
     }
+}
 
+impl GroupPass for SlabKl {
     fn run<T: WithDType>(
         &self,
         mu: &[T],
@@ -279,22 +321,7 @@ impl CustomOp3 for SlabKl {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let shape = l1.shape().clone();
-        let out = match s1.dtype() {
-            DType::F32 => self.run::<f32>(
-                elements(s1, l1)?,
-                elements(s2, l2)?,
-                elements(s3, l3)?,
-                &shape,
-            )?,
-            DType::F64 => self.run::<f64>(
-                elements(s1, l1)?,
-                elements(s2, l2)?,
-                elements(s3, l3)?,
-                &shape,
-            )?,
-            dt => return Err(dtype_error(self.name(), dt)),
-        };
+        let out = forward(self, self.name(), s1, l1, s2, l2, s3, l3)?;
         Ok((out, Shape::from(())))
     }
 
@@ -305,13 +332,8 @@ impl CustomOp3 for SlabKl {
         _theta: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [a, b, c] = saved(&self.saved, self.name())?;
-        Ok((
-            Some(a.broadcast_mul(grad)?),
-            Some(b.broadcast_mul(grad)?),
-            Some(c.broadcast_mul(grad)?),
-        ))
+    ) -> Result<Grads> {
+        backward(&self.saved, self.name(), grad)
     }
 }
 
