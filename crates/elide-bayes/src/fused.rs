@@ -123,6 +123,10 @@ fn forward<P: GroupPass>(
     l3: &Layout,
 ) -> Result<CpuStorage> {
     let shape = l1.shape();
+    let n = shape.elem_count();
+    if l2.shape().elem_count() != n || l3.shape().elem_count() != n {
+        return Err(Error::Msg(format!("{name}: mu, rho, theta lengths differ")));
+    }
     match s1.dtype() {
         DType::F32 => pass.run::<f32>(
             elements(s1, l1)?,
@@ -187,9 +191,6 @@ impl GroupPass for SlabSample {
         shape: &Shape,
     ) -> Result<CpuStorage> {
         let n = mu.len();
-        if rho.len() != n || theta.len() != n {
-            return Err(Error::Msg("spike-and-slab sample: length mismatch".into()));
-        }
         let tau = self.temperature;
         let init = |k| chunk_rng(self.seed, k);
         let [w, d_mu, d_rho, d_theta] = map4::<T, Rng>(n, init, |rng, i| {
@@ -266,9 +267,6 @@ impl GroupPass for SlabKl {
         shape: &Shape,
     ) -> Result<CpuStorage> {
         let n = mu.len();
-        if rho.len() != n || theta.len() != n {
-            return Err(Error::Msg("spike-and-slab KL: length mismatch".into()));
-        }
         let lam = self.prior.lambda;
         let (ln_lam, ln_1m_lam) = (lam.ln(), (-lam).ln_1p());
         let s0 = self.prior.sigma0;

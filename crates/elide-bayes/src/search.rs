@@ -49,6 +49,36 @@ pub struct FitSettings {
     pub elbo_samples: usize,
 }
 
+impl FitSettings {
+    /// Regression with known noise `sigma` and the default initialisation; the initialisation
+    /// seed and then the training seed (`train.seed` xor a draw) come from `rng`.
+    pub fn known_noise(
+        sigma: f64,
+        sigma0: f64,
+        delta: f64,
+        train: TrainConfig,
+        elbo_samples: usize,
+        rng: &mut Rng,
+    ) -> Self {
+        let seed = rng.next_u64();
+        Self {
+            likelihood: Likelihood::Gaussian {
+                sigma,
+                learned: false,
+            },
+            sigma0,
+            delta,
+            init: Init::default(),
+            seed,
+            train: TrainConfig {
+                seed: train.seed ^ rng.next_u64(),
+                ..train
+            },
+            elbo_samples,
+        }
+    }
+}
+
 /// A full-data ELBO estimate.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Elbo {

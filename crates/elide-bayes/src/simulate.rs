@@ -4,8 +4,7 @@
 //! RMSE, density, FNR and FPR of variable selection.
 use crate::data::{Dataset, Targets};
 use crate::error::Result;
-use crate::layer::Init;
-use crate::net::{Arch, Likelihood, SpikeSlabNet};
+use crate::net::{Arch, SpikeSlabNet};
 use crate::predict::{predict, rmse};
 use crate::rng::Rng;
 use crate::search::{fit_structure, search, Candidate, FitSettings, Grid};
@@ -171,22 +170,10 @@ pub fn run_replicate(
         hidden: cfg.hidden.clone(),
         outputs: 1,
     };
-    let seed = rng.next_u64();
-    let settings = FitSettings {
-        likelihood: Likelihood::Gaussian {
-            sigma: 1.0,
-            learned: false,
-        },
-        sigma0: cfg.sigma0,
-        delta: cfg.delta,
-        init: Init::default(),
-        seed,
-        train: TrainConfig {
-            seed: cfg.train.seed ^ rng.next_u64(),
-            ..cfg.train
-        },
-        elbo_samples: cfg.search.as_ref().map_or(1, |s| s.1),
-    };
+    let samples = cfg.search.as_ref().map_or(1, |s| s.1);
+    let settings =
+        FitSettings::known_noise(1.0, cfg.sigma0, cfg.delta, cfg.train, samples, &mut rng);
+    let seed = settings.seed;
     let (net, hist, lambda, grid) = match &cfg.search {
         None => {
             let (net, hist, lambda) = fit_structure(&train_set, arch, &settings, on_epoch)?;

@@ -4,8 +4,7 @@
 //! input dimension through `log p`).
 use crate::data::{Dataset, Targets};
 use crate::error::{BayesError, Result};
-use crate::layer::Init;
-use crate::net::{Arch, Likelihood};
+use crate::net::Arch;
 use crate::rng::Rng;
 use crate::search::{fit_structure, FitSettings};
 use crate::simulate::{evaluate, Scores};
@@ -223,22 +222,9 @@ pub fn run_point(
     let mut rng = Rng::new(0x7EAC_4E00 ^ ((p as u64) << 20) ^ replicate as u64);
     let train_set = teacher.generate(cfg.n_train, p, cfg.noise, &mut rng)?;
     let test_set = teacher.generate(cfg.n_test, p, cfg.noise, &mut rng)?;
-    let seed = rng.next_u64();
-    let settings = FitSettings {
-        likelihood: Likelihood::Gaussian {
-            sigma: cfg.noise,
-            learned: false,
-        },
-        sigma0: cfg.sigma0,
-        delta: cfg.delta,
-        init: Init::default(),
-        seed,
-        train: TrainConfig {
-            seed: cfg.train.seed ^ rng.next_u64(),
-            ..cfg.train
-        },
-        elbo_samples: 1,
-    };
+    let settings =
+        FitSettings::known_noise(cfg.noise, cfg.sigma0, cfg.delta, cfg.train, 1, &mut rng);
+    let seed = settings.seed;
     let arch = Arch {
         inputs: p,
         hidden: cfg.student_hidden.clone(),
