@@ -21,7 +21,7 @@ pub struct InspectArgs {
     /// The ONNX model.
     model: PathBuf,
     /// Input shape for symbolic dimensions, comma separated (e.g. 1,3,640,640); by default the
-    /// declared shape with symbolic dims set to 1.
+    /// declared shape with symbolic image sides set to 224 and other symbolic dims to 1.
     #[arg(long, value_delimiter = ',')]
     shape: Option<Vec<usize>>,
 }
@@ -156,7 +156,20 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
     }
     let shape: Vec<usize> = match &a.shape {
         Some(s) => s.clone(),
-        None => inp.shape.iter().map(|d| d.unwrap_or(1)).collect(),
+        // Symbolic image sides default to 224 (a 1x1 map breaks pyramids that pool and
+        // upsample, like YOLO's); a symbolic batch or channel count to 1.
+        None => inp
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(axis, d)| {
+                d.unwrap_or(if inp.shape.len() == 4 && axis >= 2 {
+                    224
+                } else {
+                    1
+                })
+            })
+            .collect(),
     };
     let x = Value::f32(&shape, vec![0.0; shape.iter().product()])?;
     // Shapes come from one run on zeros of the given shape.
@@ -185,7 +198,8 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
             params,
             macs,
         ));
-    })?;
+    })
+    .with_context(|| format!("running on zeros of shape {shape:?} (pick another with --shape)"))?;
     println!(
         "{:<40} {:<18} {:<22} {:>10} {:>12}",
         "node", "op", "output", "params", "MACs"

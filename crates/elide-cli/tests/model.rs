@@ -35,6 +35,16 @@ fn inspect_lists_layers_and_totals() {
         total.starts_with("total:") && total.contains("GMAC"),
         "{total}"
     );
+    // Without --shape, the symbolic image sides default to 224, the batch to 1.
+    let out = elide(&["inspect", &model]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .ends_with("for input [1, 3, 224, 224]"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -105,6 +105,10 @@ impl Pool {
                 let shift = j - pl;
                 let lo = (-shift).clamp(0, wo as isize) as usize;
                 let hi = (w as isize - shift).clamp(lo as isize, wo as isize) as usize;
+                if lo == hi {
+                    // This window column misses the row entirely (inputs narrower than the pads).
+                    continue;
+                }
                 let src = &irow[(lo as isize + shift) as usize..(hi as isize + shift) as usize];
                 r[lo..hi]
                     .iter_mut()

@@ -246,12 +246,16 @@ fn shape_ops_compose_like_exporters_use_them() {
 #[test]
 fn separable_max_pool_matches_the_window_loop() {
     let mut rng = elide_kernels::rng::SplitMix64::new(12);
-    for (k, pad) in [
-        ([5, 5], [2, 2, 2, 2]),
-        ([3, 2], [1, 0, 0, 1]),
-        ([2, 3], [0, 0, 0, 0]),
+    // Inputs narrower and shorter than the pads too (a 1x1 map under YOLO's 5x5 SPPF pools).
+    for (k, pad, (h, w)) in [
+        ([5, 5], [2, 2, 2, 2], (7, 9)),
+        ([3, 2], [1, 0, 0, 1], (7, 9)),
+        ([2, 3], [0, 0, 0, 0], (7, 9)),
+        ([5, 5], [2, 2, 2, 2], (1, 1)),
+        ([5, 5], [2, 2, 2, 2], (2, 1)),
+        ([5, 3], [2, 1, 2, 1], (1, 3)),
     ] {
-        let x = arr(&[1, 2, 7, 9], rng.vec(126, -1.0, 1.0));
+        let x = arr(&[1, 2, h, w], rng.vec(2 * h * w, -1.0, 1.0));
         let fast = Pool {
             kind: PoolKind::Max,
             kernel: k,
@@ -262,7 +266,7 @@ fn separable_max_pool_matches_the_window_loop() {
         };
         // Against a direct evaluation of every window.
         let y = fast.apply(&x, CTX).unwrap();
-        let (h, w) = (7isize, 9isize);
+        let (h, w) = (h as isize, w as isize);
         for c in 0..2 {
             for oy in 0..y.shape()[2] {
                 for ox in 0..y.shape()[3] {
