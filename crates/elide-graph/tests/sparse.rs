@@ -241,7 +241,10 @@ fn ppocr_exact_equals_dense_inside_the_mask() {
     let runner = MaskedRunner::new(&g);
     let (out, stats) = runner.run_stats(vec![x.clone()], &m, Mode::Exact).unwrap();
     let e = rel_err_in(&out[0], &dense[0], &m);
-    assert!(e < 1e-5, "rel err {e}");
+    // Float reassociation only: on this 100-conv network two correct dense kernels (im2col +
+    // GEMM and the padded direct kernel) differ by 1.3e-5 in this region, and elide by 5e-5
+    // from ONNX Runtime. A missing halo is far larger (Fast mode, below).
+    assert!(e < 3e-5, "rel err {e}");
     // Squeeze-excitation (GlobalAveragePool) blocks need their whole input, so everything
     // upstream of the last one runs densely; the head after it runs sparsely.
     assert!(stats.sparse >= 1 && stats.work < 1.0, "{stats:?}");
@@ -250,6 +253,8 @@ fn ppocr_exact_equals_dense_inside_the_mask() {
     assert_eq!(fast[0].shape(), dense[0].shape());
     assert!(fast[0].as_f32().unwrap().iter().all(|v| v.is_finite()));
     assert!(stats.work < 1.0, "{stats:?}");
+    let fast_err = rel_err_in(&fast[0], &dense[0], &m);
+    assert!(fast_err > 1e-3, "fast mode (no halo) err {fast_err}");
     // All ones: dense.
     let ones = Mask::from_fn([n, h, w], |_, _, _| true);
     let out = runner.run(vec![x], &ones, Mode::Exact).unwrap();

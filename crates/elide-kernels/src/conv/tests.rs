@@ -100,9 +100,18 @@ fn random_shapes_all_kernels_match_reference() {
     if !avx2 {
         println!("SKIPPED the direct kernel: no AVX2+FMA on this CPU");
     }
+    // The padded direct kernel needs AVX-512F; elsewhere its layers take im2col + GEMM.
+    let avx512 = cfg!(target_arch = "x86_64") && {
+        let w = Tensor::zeros([8, 8, 3, 3]);
+        let c = Conv2d::new(&w, None, Conv2dParams::same(3), Activation::None).unwrap();
+        padded_direct::applies(&c)
+    };
+    if !avx512 {
+        println!("SKIPPED the padded direct kernel: no AVX-512F on this CPU");
+    }
     assert_eq!(
         seen.len(),
-        3 + usize::from(avx2),
+        3 + usize::from(avx2) + usize::from(avx512),
         "all kernels exercised: {seen:?}"
     );
 }
@@ -464,6 +473,75 @@ fn small_maps_split_output_channels_across_threads() {
                 Conv2dParams::same(3).with_stride(2, 2),
                 Activation::None,
             );
+        })
+        .unwrap();
+    }
+}
+
+/// The padded direct kernel where its blocking matters: channel counts that take several
+/// reduction steps and leave a partial block of 8 output channels, maps whose flat rows end
+/// in partial register blocks, both plane layouts (stride 1 with shared row padding, and
+/// phase planes for strides or padding wider than the taps), dilation and batches.
+#[test]
+fn padded_direct_matches_reference_on_wide_layers() {
+    let probe = Conv2d::new(
+        &Tensor::zeros([8, 8, 3, 3]),
+        None,
+        Conv2dParams::same(3),
+        Activation::None,
+    )
+    .unwrap();
+    if probe.kernel() != ConvKernel::PaddedDirect {
+        println!("SKIPPED the padded direct kernel: no AVX-512F on this CPU");
+        return;
+    }
+    let mut rng = SplitMix64::new(61);
+    let pad = |t, l, b, r| Padding {
+        top: t,
+        left: l,
+        bottom: b,
+        right: r,
+    };
+    let cases = [
+        ([1, 70, 13, 11], 13, Conv2dParams::same(3)),
+        ([2, 96, 10, 10], 21, Conv2dParams::same(3)),
+        ([1, 40, 21, 33], 8, Conv2dParams::same(3).with_stride(2, 2)),
+        (
+            [1, 33, 17, 19],
+            17,
+            Conv2dParams::same(5).with_dilation(2, 1),
+        ),
+        (
+            [1, 48, 9, 14],
+            9,
+            Conv2dParams::new(3, 3).with_pad(pad(0, 2, 1, 0)),
+        ),
+        // Padding wider than the taps: the phase-plane layout at stride 1.
+        (
+            [1, 24, 6, 7],
+            10,
+            Conv2dParams::new(3, 3).with_pad(pad(3, 3, 3, 3)),
+        ),
+        (
+            [1, 64, 23, 25],
+            16,
+            Conv2dParams::new(3, 2)
+                .with_stride(3, 2)
+                .with_pad(pad(1, 0, 2, 1)),
+        ),
+        (
+            [1, 20, 31, 30],
+            7,
+            Conv2dParams::new(1, 1).with_stride(2, 2),
+        ),
+        ([1, 130, 1, 1], 9, Conv2dParams::same(3)),
+    ];
+    for threads in [1, 2] {
+        crate::threads::with_threads(threads, || {
+            for (shape, cout, p) in cases {
+                let kernel = check(&mut rng, shape, cout, p, Activation::Silu);
+                assert_eq!(kernel, ConvKernel::PaddedDirect, "{shape:?} {p:?}");
+            }
         })
         .unwrap();
     }
