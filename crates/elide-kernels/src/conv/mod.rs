@@ -23,6 +23,7 @@ mod im2col;
 mod interleave;
 mod padded_direct;
 mod params;
+mod planes;
 mod reference;
 mod shifted;
 

@@ -1,17 +1,13 @@
-//! Direct convolution on a zero-padded, phase-split copy of the input, with AVX-512.
+//! Direct convolution on the input's zero-padded phase planes ([`super::planes`]), with
+//! AVX-512: an accumulation over `k = (ci, ky, kx)` of `w[co][k] * plane_k[p + off_k]` for
+//! runs of consecutive flat pixels `p`. No im2col; any stride, dilation and padding. The
+//! input is copied into its planes once per image.
 //!
-//! The input is copied once per image into `stride * stride` phase planes per channel (plane
-//! `(a, b)` holds padded rows `a, a+s, ..` and columns `b, b+s, ..`), all `wq` wide. An
-//! output pixel `(oy, ox)` then sits at flat index `oy * wq + ox`, and each weight tap reads
-//! one plane at a fixed flat offset from it. So the convolution is an accumulation over
-//! `k = (ci, ky, kx)` of `w[co][k] * plane_k[p + off_k]` for runs of consecutive flat pixels
-//! `p`: no im2col, any stride, dilation and padding. The columns `ox >= wo` of each flat row
-//! are junk and are dropped when the result is copied out.
-//!
-//! The register block is 6 output channels x 64 flat pixels (24 accumulators): per `k`, four
-//! vector loads of the input and six broadcast weights feed 24 FMAs. Weights are packed once
-//! per layer as `[block][k][6]`. ONNX Runtime's NCHWc kernels reach ~90% of the FMA peak on
-//! YOLO's 3x3 convs here, where im2col + `gemm` reached 60-75%.
+//! The register block is 8 output channels x 48 flat pixels (24 accumulators): per `k`, three
+//! vector loads of the input and eight broadcast weights feed 24 FMAs. Weights are packed once
+//! per layer as `[block][k][8]`. ONNX Runtime's NCHWc kernels reach ~90% of the FMA peak on
+//! YOLO's 3x3 convs here, where im2col + `gemm` reached 60-75%; this kernel reaches ~85%.
+use super::planes::Planes;
 use super::Conv2d;
 use crate::copy::all_finite;
 use crate::par::{all, band_rows, SyncPtr};
@@ -33,7 +29,7 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
     conv.params.groups == 1 && avx512()
 }
 
-fn avx512() -> bool {
+pub(super) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -58,75 +54,6 @@ pub(super) fn pack(weight: &[f32], cout: usize) -> Vec<f32> {
     packed
 }
 
-/// The phase-plane geometry of one call.
-struct Planes {
-    s: [usize; 2],
-    /// Rows and width of each plane.
-    hq: usize,
-    wq: usize,
-    /// Plane column of input column 0 (of phase 0).
-    left: usize,
-    /// Added to every tap's offset: `left` minus the left padding.
-    lead: usize,
-}
-
-impl Planes {
-    /// Stride 1 shares padding between rows when it can: each row is `g = max(left, right
-    /// pad)` zeros then the data, so a row's right padding is the next row's leading zeros.
-    /// That leaves `wq - wo` junk columns (1 for a padded 3x3) instead of `kw - 1`, which
-    /// matters on 10x10 maps. Otherwise (strides, or padding wider than the taps), each plane
-    /// row is the padded row of its phase.
-    fn new(conv: &Conv2d, h: usize, w: usize, wo: usize) -> Self {
-        let p = &conv.params;
-        let s = p.stride;
-        let hp = h + p.pad.top + p.pad.bottom;
-        let g = p.pad.left.max(p.pad.right);
-        if s == [1, 1] && wo <= w + g {
-            return Planes {
-                s,
-                hq: hp,
-                wq: w + g,
-                left: g,
-                lead: g - p.pad.left,
-            };
-        }
-        let wp = w + p.pad.left + p.pad.right;
-        Planes {
-            s,
-            hq: hp.div_ceil(s[0]),
-            wq: wp.div_ceil(s[1]),
-            left: p.pad.left,
-            lead: 0,
-        }
-    }
-
-    fn plane(&self) -> usize {
-        self.hq * self.wq
-    }
-
-    /// Flat input offset of every `k = (ci, ky, kx)`, in OIHW order.
-    fn offsets(&self, conv: &Conv2d) -> Vec<usize> {
-        let p = &conv.params;
-        let [kh, kw] = p.kernel;
-        let [dh, dw] = p.dilation;
-        let [sh, sw] = self.s;
-        let cin = conv.in_channels;
-        let mut offs = Vec::with_capacity(cin * kh * kw);
-        for ci in 0..cin {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let (y, x) = (ky * dh, kx * dw);
-                    let phase = (y % sh) * sw + x % sw;
-                    offs.push(
-                        (phase * cin + ci) * self.plane() + (y / sh) * self.wq + x / sw + self.lead,
-                    );
-                }
-            }
-        }
-        offs
-    }
-}
-
 /// Runs the layer on every image; with `check`, returns false when an input value is NaN/inf.
 pub(super) fn run(
     conv: &Conv2d,
@@ -140,7 +67,7 @@ pub(super) fn run(
     let p = &conv.params;
     let s = p.stride;
     let planes = Planes::new(conv, h, w, wo);
-    let offs = planes.offsets(conv);
+    let offs = planes.offsets(conv, cin);
     let packed = conv.packed();
     let total = s[0] * s[1] * cin * planes.plane();
     // Cache-sized bands of output rows; with threads, the channel blocks are split into
@@ -154,9 +81,9 @@ pub(super) fn run(
         groups = want.div_ceil(ho.div_ceil(rows)).min(blocks);
         rows = band_rows(BAND_FLOATS, per_row, ho, groups, true, 1);
     }
+    let mut finite = true;
     // Junk pixels of the last register block read past the planes: zero slack covers them.
     let need = offs.iter().max().copied().unwrap_or(0) + ho * planes.wq + NP;
-    let mut finite = true;
     with_scratch([1, 1, 1, total.max(need)], |buf| {
         let buf = buf.data_mut();
         for n in 0..nb {
@@ -190,7 +117,6 @@ fn fill_planes(
     parallel: bool,
     check: bool,
 ) -> bool {
-    let p = &conv.params;
     let cin = conv.in_channels;
     let [sh, sw] = pl.s;
     let plane = pl.plane();
@@ -203,45 +129,9 @@ fn fill_planes(
     all(&tasks, parallel, |&(ph, c)| {
         let src = &x[c * h * w..(c + 1) * h * w];
         let finite = !check || ph > 0 || all_finite(src);
-        let (a, b) = (ph / sw, ph % sw);
         // SAFETY: each (phase, channel) task writes its own plane.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at((ph * cin + c) * plane), plane) };
-        for r in 0..pl.hq {
-            let row = &mut dst[r * pl.wq..(r + 1) * pl.wq];
-            let y = (r * sh + a) as isize - p.pad.top as isize;
-            if y < 0 || y >= h as isize {
-                row.fill(0.0);
-                continue;
-            }
-            let srow = &src[y as usize * w..(y as usize + 1) * w];
-            if sw == 1 {
-                // Leading zeros, the row, trailing zeros.
-                let l = pl.left.min(pl.wq);
-                row[..l].fill(0.0);
-                let n = w.min(pl.wq - l);
-                row[l..l + n].copy_from_slice(&srow[..n]);
-                row[l + n..].fill(0.0);
-            } else {
-                // Plane columns cq with 0 <= cq * sw + b - left < w.
-                let first = (p.pad.left.saturating_sub(b)).div_ceil(sw).min(pl.wq);
-                let end = (w + p.pad.left)
-                    .saturating_sub(b)
-                    .div_ceil(sw)
-                    .clamp(first, pl.wq);
-                row[..first].fill(0.0);
-                let x0 = first * sw + b - p.pad.left;
-                let dst = &mut row[first..end];
-                if sw == 2 {
-                    // SAFETY: this kernel runs only with AVX-512F (`applies`).
-                    unsafe { every_other_avx512(dst, &srow[x0..]) };
-                } else {
-                    for (i, v) in dst.iter_mut().enumerate() {
-                        *v = srow[x0 + i * sw];
-                    }
-                }
-                row[end..].fill(0.0);
-            }
-        }
+        pl.fill(conv, src, [h, w], ph, dst);
         finite
     })
 }
@@ -294,7 +184,13 @@ fn compute(
                 let o = &offs[ks.clone()];
                 for ch in 0..chunks {
                     let x = (src as *const f32).wrapping_add(y0 * pl.wq + ch * NP);
-                    let nv = (flat - ch * NP).div_ceil(16);
+                    // Vectors in this chunk, the last one masked to the band's pixels.
+                    let left = flat - ch * NP;
+                    let nv = left.div_ceil(16).min(NP / 16);
+                    let tail = match left - 16 * (nv - 1) {
+                        l if l >= 16 => u16::MAX,
+                        l => (1u16 << l) - 1,
+                    };
                     for b in bs.clone() {
                         let w = &packed[(b * k + ks.start) * NC..(b * k + ks.end) * NC];
                         let dst = wide
@@ -305,9 +201,9 @@ fn compute(
                         // `wide` holds NC rows of `stride` per block.
                         unsafe {
                             match nv {
-                                1 => block_avx512::<1>(x, o, w, dst, stride, first),
-                                2 => block_avx512::<2>(x, o, w, dst, stride, first),
-                                _ => block_avx512::<3>(x, o, w, dst, stride, first),
+                                1 => block_avx512::<1>(x, o, w, dst, stride, first, tail),
+                                2 => block_avx512::<2>(x, o, w, dst, stride, first, tail),
+                                _ => block_avx512::<3>(x, o, w, dst, stride, first, tail),
                             }
                         };
                     }
@@ -332,33 +228,14 @@ fn compute(
     });
 }
 
-/// `dst[i] = src[2 i]`: a stride-2 phase row (the scalar loop was a fifth of a stride-2
-/// layer's time).
-///
-/// # Safety
-/// AVX-512F; `src` has at least `2 * dst.len() - 1` values.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn every_other_avx512(dst: &mut [f32], src: &[f32]) {
-    use std::arch::x86_64::*;
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let mut i = 0;
-    while 2 * i + 32 <= src.len() && i + 16 <= dst.len() {
-        let a = _mm512_loadu_ps(src.as_ptr().add(2 * i));
-        let b = _mm512_loadu_ps(src.as_ptr().add(2 * i + 16));
-        _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_permutex2var_ps(a, even, b));
-        i += 16;
-    }
-    for (j, v) in dst.iter_mut().enumerate().skip(i) {
-        *v = src[2 * j];
-    }
-}
-
 /// `wide[c][0..16 NV] (+)= sum_k w[k][c] * x[off_k + 0..16 NV]` for the block's eight
 /// channels (`first`: overwrite instead of accumulate).
 ///
+/// The last vector loads only the lanes in `tail`.
+///
 /// # Safety
-/// AVX-512F; `x + off_k + 16 NV` in bounds for every k; `wide` has 8 rows of `stride` floats.
+/// AVX-512F; `x + off_k + 16 NV` in bounds for every k (the last vector: its `tail` lanes);
+/// `wide` has 8 rows of `stride` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn block_avx512<const NV: usize>(
@@ -368,6 +245,7 @@ unsafe fn block_avx512<const NV: usize>(
     wide: *mut f32,
     stride: usize,
     first: bool,
+    tail: u16,
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); NV]; NC];
@@ -381,9 +259,10 @@ unsafe fn block_avx512<const NV: usize>(
     for (kk, &off) in offs.iter().enumerate() {
         let xp = x.add(off);
         let mut v = [_mm512_setzero_ps(); NV];
-        for (j, vj) in v.iter_mut().enumerate() {
+        for (j, vj) in v.iter_mut().enumerate().take(NV - 1) {
             *vj = _mm512_loadu_ps(xp.add(16 * j));
         }
+        v[NV - 1] = _mm512_maskz_loadu_ps(tail, xp.add(16 * (NV - 1)));
         let wk = w.as_ptr().add(kk * NC);
         for (c, a) in acc.iter_mut().enumerate() {
             let b = _mm512_set1_ps(*wk.add(c));
