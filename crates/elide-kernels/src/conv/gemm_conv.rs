@@ -7,7 +7,7 @@
 //! run in parallel with rayon; each thread reuses its own buffer. 1x1 stride-1 convolutions
 //! on whole bands skip im2col: the input planes are the right-hand side.
 use super::im2col::{im2col_rect, Rect};
-use super::{Conv2d, ConvKernel, Schedule};
+use super::{Conv2d, Schedule};
 use crate::copy::all_finite;
 use crate::matmul::{matmul, Strided};
 use crate::par::{all, SyncPtr};
@@ -58,7 +58,8 @@ pub(super) fn run(
         })
         .collect();
     let ptr = SyncPtr::new(out.data_mut());
-    let pointwise = conv.kernel() == ConvKernel::Pointwise;
+    let p = &conv.params;
+    let pointwise = p.kernel == [1, 1] && p.stride == [1, 1] && p.pad == super::Padding::default();
     // Fewer tiles than threads (small maps, e.g. 10x10 or 7x7 with many channels): the output
     // channels are split too, in multiples of 16; each part repeats its tile's im2col, which
     // is cheap next to its GEMM. (gemm's own threading made these layers slower on 2 threads.)

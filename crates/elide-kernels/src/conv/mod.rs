@@ -19,6 +19,7 @@ mod depthwise;
 mod depthwise_c8;
 mod direct;
 mod gemm_conv;
+mod gemv;
 mod im2col;
 mod interleave;
 mod padded_direct;
@@ -45,6 +46,8 @@ pub enum ConvKernel {
     Pointwise,
     /// Tiled im2col + GEMM.
     Im2colGemm,
+    /// A 1x1 convolution of a 1x1 map: a matrix-vector product.
+    Gemv,
     /// Direct convolution on zero-padded phase planes of the input (AVX-512).
     PaddedDirect,
     /// Direct loops for a reduction of at most 32 (`cin * kh * kw`), 8 output channels per
@@ -251,8 +254,13 @@ impl Conv2d {
         Ok(self.out_channels as u64 * k * (ho * wo) as u64)
     }
 
-    /// The kernel [`Conv2d::forward`] runs for this layer.
+    /// The kernel [`Conv2d::forward`] runs for this layer on large inputs.
     pub fn kernel(&self) -> ConvKernel {
+        self.kernel_for(usize::MAX >> 33, usize::MAX >> 33)
+    }
+
+    /// The kernel [`Conv2d::forward`] runs for this layer on an `h x w` input.
+    pub fn kernel_for(&self, h: usize, w: usize) -> ConvKernel {
         let p = &self.params;
         if self.in_channels == p.groups {
             ConvKernel::Depthwise
@@ -260,6 +268,8 @@ impl Conv2d {
             // Not for 1x1: there the GEMM reads the input planes as they are, and the direct
             // kernel measured 1.7x slower on a 16 -> 32 channel pointwise conv.
             ConvKernel::Direct
+        } else if gemv::applies(self, h, w) {
+            ConvKernel::Gemv
         } else if p.kernel == [1, 1] && p.stride == [1, 1] && p.pad == Padding::default() {
             // Not the padded direct kernel: gemm on the planes as they are measured 7-15%
             // faster on MobileNet's and YOLO's 1x1 layers, and 5x on 1x1 maps.
@@ -370,12 +380,14 @@ impl Conv2d {
 
     /// Runs the chosen kernel; with `check`, returns false if any input it read was NaN/inf.
     fn run(&self, x: &Tensor, out: &mut Tensor, schedule: Schedule, check: bool) -> bool {
-        match self.kernel() {
+        let [_, _, h, w] = x.shape();
+        match self.kernel_for(h, w) {
             ConvKernel::Depthwise if depthwise_c8::applies(self) => {
                 depthwise_c8::run(self, x, out, schedule == Schedule::Parallel, check)
             }
             ConvKernel::Depthwise => depthwise::run(self, x, out, schedule, check),
             ConvKernel::Direct => direct::run(self, x, out, schedule == Schedule::Parallel, check),
+            ConvKernel::Gemv => gemv::run(self, x, out, schedule == Schedule::Parallel, check),
             ConvKernel::PaddedDirect => {
                 padded_direct::run(self, x, out, schedule == Schedule::Parallel, check)
             }

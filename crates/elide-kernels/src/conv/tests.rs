@@ -26,19 +26,15 @@ fn check(
     assert!(
         err < 1e-5,
         "{:?} {x_shape:?} {p:?} {act:?}: err {err}",
-        conv.kernel()
+        conv.kernel_for(x_shape[2], x_shape[3])
     );
     // Reused buffers (the graph executor's arena) hold stale values: every output must be
     // written, none accumulated into.
     let mut reused = Tensor::from_vec(got.shape(), vec![f32::NAN; got.len()]).unwrap();
     conv.forward_into(&x, &mut reused).unwrap();
-    assert_eq!(
-        reused,
-        got,
-        "{:?} {x_shape:?} {p:?}: forward_into",
-        conv.kernel()
-    );
-    conv.kernel()
+    let kernel = conv.kernel_for(x_shape[2], x_shape[3]);
+    assert_eq!(reused, got, "{kernel:?} {x_shape:?} {p:?}: forward_into");
+    kernel
 }
 
 #[test]
@@ -545,4 +541,35 @@ fn padded_direct_matches_reference_on_wide_layers() {
         })
         .unwrap();
     }
+}
+
+/// 1x1 convolutions of 1x1 maps (squeeze-excitation, classifier heads) as matrix-vector
+/// products: several images, reductions with a ragged tail, several output chunks, threads.
+#[test]
+fn one_pixel_maps_run_as_matrix_vector_products() {
+    let mut rng = SplitMix64::new(71);
+    for threads in [1, 2] {
+        crate::threads::with_threads(threads, || {
+            for (n, cin, cout) in [(3, 700, 150), (1, 5, 1), (2, 64, 64)] {
+                let kernel = check(
+                    &mut rng,
+                    [n, cin, 1, 1],
+                    cout,
+                    Conv2dParams::new(1, 1),
+                    Activation::HardSwish,
+                );
+                assert_eq!(kernel, ConvKernel::Gemv);
+            }
+        })
+        .unwrap();
+    }
+    let w = random_tensor(&mut rng, [4, 9, 1, 1]);
+    let conv = Conv2d::new(&w, None, Conv2dParams::new(1, 1), Activation::None).unwrap();
+    let mut x = random_tensor(&mut rng, [2, 9, 1, 1]);
+    x.data_mut()[13] = f32::NAN;
+    let mut out = Tensor::zeros([2, 4, 1, 1]);
+    assert!(matches!(
+        conv.forward_into_checked(&x, &mut out),
+        Err(crate::KernelError::NonFinite { .. })
+    ));
 }
