@@ -23,6 +23,8 @@ const NP: usize = 48;
 const BAND_FLOATS: usize = 1 << 17;
 /// Target floats of one reduction step's input under one chunk (16 KiB of a 32 KiB L1).
 const L1_FLOATS: usize = 1 << 12;
+/// Largest planes of one image copied once and shared by all tasks (half the 1 MiB L2).
+const WHOLE_FLOATS: usize = 1 << 17;
 
 /// Whether this kernel runs `conv` on this CPU: one group, AVX-512F.
 pub(super) fn applies(conv: &Conv2d) -> bool {
@@ -55,6 +57,11 @@ pub(super) fn pack(weight: &[f32], cout: usize) -> Vec<f32> {
 }
 
 /// Runs the layer on every image; with `check`, returns false when an input value is NaN/inf.
+///
+/// An image whose planes fit in half the L2 is copied into them once and shared by all tasks.
+/// A larger one (a 16-channel 160x160 map at stride 2 is 1.6 MB of planes; PP-OCRv4's first
+/// layers tens of MB) is copied band by band inside each task, so a band's planes are still
+/// in cache when its blocks read them.
 pub(super) fn run(
     conv: &Conv2d,
     x: &Tensor,
@@ -64,15 +71,12 @@ pub(super) fn run(
 ) -> bool {
     let [nb, cin, h, w] = x.shape();
     let [_, cout, ho, wo] = out.shape();
-    let p = &conv.params;
-    let s = p.stride;
     let planes = Planes::new(conv, h, w, wo);
-    let offs = planes.offsets(conv, cin);
-    let packed = conv.packed();
-    let total = s[0] * s[1] * cin * planes.plane();
+    let phases = planes.s[0] * planes.s[1];
+    let total = phases * cin * planes.plane();
     // Cache-sized bands of output rows; with threads, the channel blocks are split into
     // groups (and the bands halved) until every thread has about four tasks.
-    let per_row = s[0] * s[1] * cin * planes.wq;
+    let per_row = phases * cin * planes.wq;
     let blocks = cout.div_ceil(NC);
     let mut rows = band_rows(BAND_FLOATS, per_row, ho, 1, false, 1);
     let mut groups = 1;
@@ -81,29 +85,96 @@ pub(super) fn run(
         groups = want.div_ceil(ho.div_ceil(rows)).min(blocks);
         rows = band_rows(BAND_FLOATS, per_row, ho, groups, true, 1);
     }
-    let mut finite = true;
-    // Junk pixels of the last register block read past the planes: zero slack covers them.
-    let need = offs.iter().max().copied().unwrap_or(0) + ho * planes.wq + NP;
-    with_scratch([1, 1, 1, total.max(need)], |buf| {
-        let buf = buf.data_mut();
-        for n in 0..nb {
-            let xn = &x.data()[n * cin * h * w..(n + 1) * cin * h * w];
-            finite &= fill_planes(conv, xn, [h, w], &planes, buf, parallel, check);
-            let on = &mut out.data_mut()[n * cout * ho * wo..(n + 1) * cout * ho * wo];
-            compute(
-                conv,
-                buf,
-                &offs,
-                packed,
-                &planes,
-                [ho, wo],
-                [rows, groups],
-                on,
-                parallel,
-            );
-        }
-    });
-    finite
+    let img = |n: usize| &x.data()[n * cin * h * w..(n + 1) * cin * h * w];
+    let optr = SyncPtr::new(out.data_mut());
+    let ctx = Ctx {
+        conv,
+        packed: conv.packed(),
+        phases,
+        wq: planes.wq,
+        ho,
+        wo,
+    };
+    if total <= WHOLE_FLOATS {
+        let offs = planes.offsets(conv, cin);
+        let mut finite = true;
+        with_scratch(
+            [1, 1, 1, total.max(reads_end(&offs, ho * planes.wq))],
+            |buf| {
+                let buf = buf.data_mut();
+                for n in 0..nb {
+                    finite &= fill_planes(conv, img(n), [h, w], &planes, buf, parallel, check);
+                    let src = buf.as_ptr() as usize;
+                    let per_group = blocks.div_ceil(groups);
+                    let tasks: Vec<(usize, usize)> = (0..ho)
+                        .step_by(rows)
+                        .flat_map(|y| (0..blocks).step_by(per_group).map(move |b| (y, b)))
+                        .collect();
+                    let on = optr.offset(n * cout * ho * wo);
+                    all(&tasks, parallel, |&(y0, b0)| {
+                        let band = Band {
+                            x: (src as *const f32).wrapping_add(y0 * planes.wq),
+                            plane: planes.plane(),
+                            rows: y0..(y0 + rows).min(ho),
+                            blocks: b0..(b0 + per_group).min(blocks),
+                        };
+                        // SAFETY: `buf` holds the planes and slack for every band's reads; the
+                        // band's rows of its blocks' channels are this task's alone.
+                        unsafe { ctx.band(&offs, band, on) };
+                        true
+                    });
+                }
+            },
+        );
+        return finite;
+    }
+    // Per band: plane rows y0.. up to the last tap row of the band's last output row.
+    let p = &conv.params;
+    let reach = (p.kernel[0] - 1) * p.dilation[0] / p.stride[0];
+    let tasks: Vec<(usize, usize)> = (0..nb)
+        .flat_map(|n| (0..ho).step_by(rows).map(move |y| (n, y)))
+        .collect();
+    all(&tasks, parallel, |&(n, y0)| {
+        let y1 = (y0 + rows).min(ho);
+        let win = planes.window((y1 - y0 + reach).min(planes.hq - y0));
+        let offs = win.offsets(conv, cin);
+        let plane = win.plane();
+        let xn = img(n);
+        let mut finite = true;
+        let len = (phases * cin * plane).max(reads_end(&offs, (y1 - y0) * win.wq));
+        with_scratch([1, 1, 1, len], |buf| {
+            let buf = buf.data_mut();
+            for c in 0..cin {
+                let src = &xn[c * h * w..(c + 1) * h * w];
+                for ph in 0..phases {
+                    let dst = &mut buf[(ph * cin + c) * plane..][..plane];
+                    planes.fill(conv, src, [h, w], ph, y0, dst);
+                }
+                if check {
+                    // The input rows this band's planes hold.
+                    let y = |r: usize| (r * p.stride[0]).saturating_sub(p.pad.top).min(h);
+                    finite &= all_finite(&src[y(y0) * w..y(y0 + win.hq + 1) * w]);
+                }
+            }
+            buf[phases * cin * plane..].fill(0.0);
+            let band = Band {
+                x: buf.as_ptr(),
+                plane,
+                rows: y0..y1,
+                blocks: 0..blocks,
+            };
+            // SAFETY: `buf` holds the band's planes and slack for its reads; the band's rows
+            // of every channel are this task's alone.
+            unsafe { ctx.band(&offs, band, optr.offset(n * cout * ho * wo)) };
+        });
+        finite
+    })
+}
+
+/// One past the last float the register blocks read for outputs up to flat index `end`: the
+/// junk pixels of the last block read past the planes, into zeroed slack.
+fn reads_end(offs: &[usize], end: usize) -> usize {
+    offs.iter().max().copied().unwrap_or(0) + end + NP
 }
 
 /// Copies one image into its zero-padded phase planes (and zeroes the slack after them); with
@@ -131,59 +202,67 @@ fn fill_planes(
         let finite = !check || ph > 0 || all_finite(src);
         // SAFETY: each (phase, channel) task writes its own plane.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at((ph * cin + c) * plane), plane) };
-        pl.fill(conv, src, [h, w], ph, dst);
+        pl.fill(conv, src, [h, w], ph, 0, dst);
         finite
     })
 }
 
-/// All output channels of one image from its planes.
-///
-/// GEMM-style blocking: a task owns a band of output rows and a range of channel blocks, and
-/// keeps their sums in a wide scratch buffer. The reduction runs a few input channels at a
-/// time, so one 64-pixel chunk's input rows of those channels stay in L1 while every channel
-/// block of the task reads them.
-#[allow(clippy::too_many_arguments)]
-fn compute(
-    conv: &Conv2d,
-    planes_buf: &[f32],
-    offs: &[usize],
-    packed: &[f32],
-    pl: &Planes,
-    [ho, wo]: [usize; 2],
-    [rows, groups]: [usize; 2],
-    out: &mut [f32],
-    parallel: bool,
-) {
-    let cout = conv.out_channels;
-    let cin = conv.in_channels;
-    let k = offs.len();
-    let taps = k / cin;
-    let blocks = cout.div_ceil(NC);
-    // Input channels per reduction step: their rows under one chunk fill about 16 KiB.
-    let span = offs[..taps].iter().max().copied().unwrap_or(0) % pl.plane() + NP;
-    let phases = pl.s[0] * pl.s[1];
-    let cg = (L1_FLOATS / (phases * span)).clamp(1, cin);
-    let per_group = blocks.div_ceil(groups);
-    let tasks: Vec<(usize, usize)> = (0..ho)
-        .step_by(rows)
-        .flat_map(|y| (0..blocks).step_by(per_group).map(move |b| (y, b)))
-        .collect();
-    let optr = SyncPtr::new(out);
-    let src = planes_buf.as_ptr() as usize;
-    all(&tasks, parallel, |&(y0, b0)| {
-        let y1 = (y0 + rows).min(ho);
-        let bs = b0..(b0 + per_group).min(blocks);
-        let flat = (y1 - y0) * pl.wq;
+/// What every band of one call shares.
+struct Ctx<'a> {
+    conv: &'a Conv2d,
+    packed: &'a [f32],
+    phases: usize,
+    wq: usize,
+    ho: usize,
+    wo: usize,
+}
+
+/// One task's work: output rows `rows` of the channel blocks `blocks`, reading planes whose
+/// flat index 0 (output row `rows.start`, column 0) is at `x`.
+struct Band {
+    x: *const f32,
+    /// Floats per plane (the offsets' channel stride).
+    plane: usize,
+    rows: std::ops::Range<usize>,
+    blocks: std::ops::Range<usize>,
+}
+
+impl Ctx<'_> {
+    /// Computes a band into the image's output `out` (`[cout][ho][wo]`).
+    ///
+    /// GEMM-style blocking: the band's sums live in a wide scratch buffer, and the reduction
+    /// runs a few input channels at a time, so one chunk's input rows of those channels stay
+    /// in L1 while every channel block of the band reads them.
+    ///
+    /// # Safety
+    /// AVX-512F; every read `x + off_k + flat + 48` is inside the planes or their zeroed
+    /// slack; no one else touches the band's output rows of its blocks' channels.
+    unsafe fn band(&self, offs: &[usize], band: Band, out: SyncPtr) {
+        let conv = self.conv;
+        let (cout, cin, wq) = (conv.out_channels, conv.in_channels, self.wq);
+        let k = offs.len();
+        let taps = k / cin;
+        // Input channels per reduction step: their rows under one chunk fill about 16 KiB.
+        let Band {
+            x,
+            plane,
+            rows,
+            blocks,
+        } = band;
+        let span = offs[..taps].iter().max().copied().unwrap_or(0) % plane + NP;
+        let cg = (L1_FLOATS / (self.phases * span)).clamp(1, cin);
+        let flat = rows.len() * wq;
         let chunks = flat.div_ceil(NP);
         // Row `c` of block `b` at `((b - b0) * NC + c) * stride`.
         let stride = chunks * NP;
-        with_scratch([1, 1, bs.len() * NC, stride], |wide| {
+        let b0 = blocks.start;
+        with_scratch([1, 1, blocks.len() * NC, stride], |wide| {
             let wide = wide.data_mut();
             for c0 in (0..cin).step_by(cg) {
                 let ks = c0 * taps..(c0 + cg).min(cin) * taps;
                 let o = &offs[ks.clone()];
                 for ch in 0..chunks {
-                    let x = (src as *const f32).wrapping_add(y0 * pl.wq + ch * NP);
+                    let xc = x.wrapping_add(ch * NP);
                     // Vectors in this chunk, the last one masked to the band's pixels.
                     let left = flat - ch * NP;
                     let nv = left.div_ceil(16).min(NP / 16);
@@ -191,19 +270,19 @@ fn compute(
                         l if l >= 16 => u16::MAX,
                         l => (1u16 << l) - 1,
                     };
-                    for b in bs.clone() {
-                        let w = &packed[(b * k + ks.start) * NC..(b * k + ks.end) * NC];
+                    for b in blocks.clone() {
+                        let w = &self.packed[(b * k + ks.start) * NC..(b * k + ks.end) * NC];
                         let dst = wide
                             .as_mut_ptr()
                             .wrapping_add((b - b0) * NC * stride + ch * NP);
                         let first = c0 == 0;
-                        // SAFETY: `run` sized the planes' slack for every chunk's reads;
-                        // `wide` holds NC rows of `stride` per block.
+                        // SAFETY: the caller's contract covers the reads; `wide` holds NC
+                        // rows of `stride` per block.
                         unsafe {
                             match nv {
-                                1 => block_avx512::<1>(x, o, w, dst, stride, first, tail),
-                                2 => block_avx512::<2>(x, o, w, dst, stride, first, tail),
-                                _ => block_avx512::<3>(x, o, w, dst, stride, first, tail),
+                                1 => block_avx512::<1>(xc, o, w, dst, stride, first, tail),
+                                2 => block_avx512::<2>(xc, o, w, dst, stride, first, tail),
+                                _ => block_avx512::<3>(xc, o, w, dst, stride, first, tail),
                             }
                         };
                     }
@@ -211,21 +290,21 @@ fn compute(
             }
             // Bias and activation on whole wide rows (vectorised; junk columns included),
             // then the valid columns out.
-            for oc in bs.start * NC..(bs.end * NC).min(cout) {
+            let (ho, wo) = (self.ho, self.wo);
+            for oc in b0 * NC..(blocks.end * NC).min(cout) {
                 let base = (oc - b0 * NC) * stride;
                 let row = &mut wide[base..][..flat.next_multiple_of(16)];
                 conv.act.bias_apply(row, conv.bias[oc]);
-                for y in y0..y1 {
-                    let srow = &wide[base + (y - y0) * pl.wq..][..wo];
-                    // SAFETY: channel `oc`, row `y` belongs to this task alone.
+                for y in rows.clone() {
+                    let srow = &wide[base + (y - rows.start) * wq..][..wo];
+                    // SAFETY: channel `oc`, row `y` is this band's alone (caller).
                     let drow =
-                        unsafe { std::slice::from_raw_parts_mut(optr.at((oc * ho + y) * wo), wo) };
+                        unsafe { std::slice::from_raw_parts_mut(out.at((oc * ho + y) * wo), wo) };
                     drow.copy_from_slice(srow);
                 }
             }
         });
-        true
-    });
+    }
 }
 
 /// `wide[c][0..16 NV] (+)= sum_k w[k][c] * x[off_k + 0..16 NV]` for the block's eight

@@ -8,6 +8,7 @@
 use super::Conv2d;
 
 /// The phase-plane geometry of one call.
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Planes {
     pub(super) s: [usize; 2],
     /// Rows and width of each plane.
@@ -75,21 +76,28 @@ impl Planes {
         offs
     }
 
-    /// Writes phase plane `ph` of one input channel `src` (`h x w`) into `dst` (`plane()`
-    /// floats): zeros where the padded image has padding.
+    /// The same layout restricted to plane rows `r0..r0 + rows` (a band's), as planes of
+    /// `rows` rows.
+    pub(super) fn window(&self, rows: usize) -> Planes {
+        Planes { hq: rows, ..*self }
+    }
+
+    /// Writes rows `r0..r0 + dst.len() / wq` of phase plane `ph` of one input channel `src`
+    /// (`h x w`) into `dst`: zeros where the padded image has padding.
     pub(super) fn fill(
         &self,
         conv: &Conv2d,
         src: &[f32],
         [h, w]: [usize; 2],
         ph: usize,
+        r0: usize,
         dst: &mut [f32],
     ) {
         let p = &conv.params;
         let [sh, sw] = self.s;
         let (a, b) = (ph / sw, ph % sw);
-        for r in 0..self.hq {
-            let row = &mut dst[r * self.wq..(r + 1) * self.wq];
+        for (i, row) in dst.chunks_exact_mut(self.wq).enumerate() {
+            let r = r0 + i;
             let y = (r * sh + a) as isize - p.pad.top as isize;
             if y < 0 || y >= h as isize {
                 row.fill(0.0);

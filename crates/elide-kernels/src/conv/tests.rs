@@ -531,6 +531,17 @@ fn padded_direct_matches_reference_on_wide_layers() {
             Conv2dParams::new(1, 1).with_stride(2, 2),
         ),
         ([1, 130, 1, 1], 9, Conv2dParams::same(3)),
+        // Planes larger than half the L2: copied band by band inside the tasks.
+        (
+            [2, 40, 120, 130],
+            12,
+            Conv2dParams::same(3).with_stride(2, 2),
+        ),
+        (
+            [1, 24, 90, 97],
+            10,
+            Conv2dParams::same(5).with_dilation(2, 1),
+        ),
     ];
     for threads in [1, 2] {
         crate::threads::with_threads(threads, || {
@@ -540,6 +551,20 @@ fn padded_direct_matches_reference_on_wide_layers() {
             }
         })
         .unwrap();
+    }
+    // NaN anywhere in a banded input is found by the band that copies it.
+    let (shape, cout, p) = cases[cases.len() - 2];
+    let x = random_tensor(&mut rng, shape);
+    let w = random_tensor(&mut rng, [cout, shape[1], 3, 3]);
+    let conv = Conv2d::new(&w, None, p, Activation::None).unwrap();
+    let mut out = conv.forward(&x).unwrap();
+    for i in (0..x.len()).step_by(x.len() / 13).chain([x.len() - 1]) {
+        let mut bad = x.clone();
+        bad.data_mut()[i] = f32::NAN;
+        assert!(
+            conv.forward_into_checked(&bad, &mut out).is_err(),
+            "NaN at {i}"
+        );
     }
 }
 
