@@ -171,6 +171,56 @@ pub(super) fn run(
     })
 }
 
+/// A stride-1, one-group conv of a small tile in the wide layout ([`super::shifted`]) on the
+/// calling thread: `x` holds `cin` planes of `in_plane` floats, `width` wide, and `dst` gets
+/// `cout` planes of `out_plane` floats whose first `out_rows` rows are the wide output, with
+/// bias and activation (the rest untouched). Returns false (doing nothing) without AVX-512.
+pub(super) fn wide_tile(
+    conv: &Conv2d,
+    x: &[f32],
+    [in_plane, width]: [usize; 2],
+    out_rows: usize,
+    dst: &mut [f32],
+    out_plane: usize,
+) -> bool {
+    let p = &conv.params;
+    if !applies(conv) || p.stride != [1, 1] {
+        return false;
+    }
+    let [kh, kw] = p.kernel;
+    let [dy, dx] = p.dilation;
+    let cin = conv.in_channels;
+    let mut offs = Vec::with_capacity(cin * kh * kw);
+    for ci in 0..cin {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                offs.push(ci * in_plane + ky * dy * width + kx * dx);
+            }
+        }
+    }
+    // Reads stop at the last output pixel (the register blocks' last vectors are masked), so
+    // the tile's slack row covers them.
+    let last = offs.last().copied().unwrap_or(0) + out_rows * width;
+    assert!(last <= x.len() && dst.len() >= conv.out_channels * out_plane);
+    let ctx = Ctx {
+        conv,
+        packed: conv.packed(),
+        phases: 1,
+        wq: width,
+        ho: out_plane / width,
+        wo: width,
+    };
+    let band = Band {
+        x: x.as_ptr(),
+        plane: in_plane,
+        rows: 0..out_rows,
+        blocks: 0..conv.out_channels.div_ceil(NC),
+    };
+    // SAFETY: AVX-512F (`applies`); reads end inside `x` (asserted); `dst` is ours.
+    unsafe { ctx.band(&offs, band, SyncPtr::new(dst)) };
+    true
+}
+
 /// One past the last float the register blocks read for outputs up to flat index `end`: the
 /// junk pixels of the last block read past the planes, into zeroed slack.
 fn reads_end(offs: &[usize], end: usize) -> usize {

@@ -8,6 +8,10 @@
 //! pixel wide tiles of block-sparse pipelines this removed the im2col pass that cost ~15% of
 //! the block time (its short row copies are slow).
 //!
+//! One-group layers with AVX-512 run the same accumulation in the padded direct kernel's
+//! register blocks instead ([`super::padded_direct::wide_tile`]): the tile is already its
+//! flat layout.
+//!
 //! The junk columns read past the end of a row into the next one, and the last row's into a
 //! slack row below the tile (one extra row per channel), so junk never mixes into valid
 //! outputs: valid column `x < width - (kw-1)*d` reads columns `x + kx*d < width`.
@@ -66,14 +70,20 @@ pub(super) fn run(conv: &Conv2d, x: &Tensor, valid: usize, out: &mut Tensor) -> 
     let out_plane = orows * width;
     let src = x.data();
     let dst = out.data_mut();
-    if conv.in_channels == p.groups {
-        depthwise(conv, src, in_plane, dst, out_plane, npix, width);
-    } else {
-        gemm_taps(conv, src, in_plane, dst, out_plane, npix, width);
+    let direct = conv.in_channels != p.groups
+        && super::padded_direct::wide_tile(conv, src, [in_plane, width], out_rows, dst, out_plane);
+    if !direct {
+        if conv.in_channels == p.groups {
+            depthwise(conv, src, in_plane, dst, out_plane, npix, width);
+        } else {
+            gemm_taps(conv, src, in_plane, dst, out_plane, npix, width);
+        }
     }
     for (oc, plane) in dst.chunks_exact_mut(out_plane).enumerate() {
         let (body, slack) = plane.split_at_mut(npix);
-        conv.act.bias_apply(body, conv.bias[oc]);
+        if !direct {
+            conv.act.bias_apply(body, conv.bias[oc]);
+        }
         slack.fill(0.0);
     }
     Ok(valid - reach[1])
