@@ -414,9 +414,14 @@ fn profile(g: &Graph, input: &Value, threads: usize) -> Result<()> {
     let mut by: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
     with_threads(threads, || -> Result<()> {
         let mut last = std::time::Instant::now();
-        g.run_with(vec![input.clone()], |k, _| {
+        g.run_with(vec![input.clone()], |k, outs| {
             let kind = match &g.nodes[k].op {
-                Op::Conv(c) => format!("Conv/{:?}", c.conv.kernel()),
+                // The choice depends on the map size only for 1x1 maps, where a 1x1 layer's
+                // input and output sizes agree.
+                Op::Conv(c) => {
+                    let s = outs[0].shape();
+                    format!("Conv/{:?}", c.conv.kernel_for(s[2], s[3]))
+                }
                 op => op.kind().to_string(),
             };
             let e = by.entry(kind).or_default();

@@ -72,7 +72,7 @@ pub fn run(a: &ConvArgs) -> Result<()> {
                 layer,
                 input_shape: [n, c, h, w],
                 threads: t,
-                kernel: format!("{:?}", conv.kernel()),
+                kernel: format!("{:?}", conv.kernel_for(h, w)),
                 ms,
                 gflops: 2.0 * (conv.macs(h, w)? * n as u64) as f64 / ms / 1e6,
                 ort_ms,

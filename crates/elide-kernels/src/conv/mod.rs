@@ -183,6 +183,7 @@ impl Conv2d {
         if scale.len() != cin || shift.len() != cin {
             return shape_err(op, format!("need {cin} scales and shifts"));
         }
+        self.packed = OnceLock::new();
         let [kh, kw] = self.params.kernel;
         let cin_g = cin / self.params.groups;
         let cout_g = self.out_channels / self.params.groups;
@@ -254,9 +255,10 @@ impl Conv2d {
         Ok(self.out_channels as u64 * k * (ho * wo) as u64)
     }
 
-    /// The kernel [`Conv2d::forward`] runs for this layer on large inputs.
+    /// The kernel [`Conv2d::forward`] runs for this layer on maps larger than one pixel (the
+    /// choice depends on the size only for 1x1 maps; see [`Conv2d::kernel_for`]).
     pub fn kernel(&self) -> ConvKernel {
-        self.kernel_for(usize::MAX >> 33, usize::MAX >> 33)
+        self.kernel_for(2, 2)
     }
 
     /// The kernel [`Conv2d::forward`] runs for this layer on an `h x w` input.

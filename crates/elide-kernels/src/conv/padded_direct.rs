@@ -1,7 +1,7 @@
 //! Direct convolution on the input's zero-padded phase planes ([`super::planes`]), with
 //! AVX-512: an accumulation over `k = (ci, ky, kx)` of `w[co][k] * plane_k[p + off_k]` for
 //! runs of consecutive flat pixels `p`. No im2col; any stride, dilation and padding. The
-//! input is copied into its planes once per image.
+//! input is copied into its planes once per image (band by band for large images).
 //!
 //! The register block is 8 output channels x 48 flat pixels (24 accumulators): per `k`, three
 //! vector loads of the input and eight broadcast weights feed 24 FMAs. Weights are packed once
@@ -19,11 +19,11 @@ pub(super) const NC: usize = 8;
 /// Flat pixels per register block (three 16-lane vectors); the last block of a band may use
 /// one or two.
 const NP: usize = 48;
-/// Target floats of one band's input planes (about half the 2 MiB L2).
+/// Target floats of one band's input planes (half of a core's 1 MiB L2).
 const BAND_FLOATS: usize = 1 << 17;
 /// Target floats of one reduction step's input under one chunk (16 KiB of a 32 KiB L1).
 const L1_FLOATS: usize = 1 << 12;
-/// Largest planes of one image copied once and shared by all tasks (half the 1 MiB L2).
+/// Largest planes of one image copied once and shared by all tasks (half of a core's L2).
 const WHOLE_FLOATS: usize = 1 << 17;
 
 /// Whether this kernel runs `conv` on this CPU: one group, AVX-512F.
@@ -80,7 +80,10 @@ pub(super) fn run(
     let blocks = cout.div_ceil(NC);
     let mut rows = band_rows(BAND_FLOATS, per_row, ho, 1, false, 1);
     let mut groups = 1;
-    if parallel {
+    if total > WHOLE_FLOATS {
+        // Band mode splits rows only (each task copies its own planes).
+        rows = band_rows(BAND_FLOATS, per_row, ho, nb, parallel, 1);
+    } else if parallel {
         let want = 4 * rayon::current_num_threads();
         groups = want.div_ceil(ho.div_ceil(rows)).min(blocks);
         rows = band_rows(BAND_FLOATS, per_row, ho, groups, true, 1);
@@ -221,10 +224,11 @@ pub(super) fn wide_tile(
     true
 }
 
-/// One past the last float the register blocks read for outputs up to flat index `end`: the
-/// junk pixels of the last block read past the planes, into zeroed slack.
+/// One past the last float the register blocks read for outputs below flat index `end` (the
+/// last vector of each block is masked there): the junk columns of the last rows read past
+/// the planes, into zeroed slack.
 fn reads_end(offs: &[usize], end: usize) -> usize {
-    offs.iter().max().copied().unwrap_or(0) + end + NP
+    offs.iter().max().copied().unwrap_or(0) + end
 }
 
 /// Copies one image into its zero-padded phase planes (and zeroes the slack after them); with
@@ -285,8 +289,9 @@ impl Ctx<'_> {
     /// in L1 while every channel block of the band reads them.
     ///
     /// # Safety
-    /// AVX-512F; every read `x + off_k + flat + 48` is inside the planes or their zeroed
-    /// slack; no one else touches the band's output rows of its blocks' channels.
+    /// AVX-512F; every read `x + off_k + p`, `p < rows.len() * wq`, is inside the planes or
+    /// their zeroed slack (the blocks' last vectors are masked to the band's pixels); no one
+    /// else touches the band's output rows of its blocks' channels.
     unsafe fn band(&self, offs: &[usize], band: Band, out: SyncPtr) {
         let conv = self.conv;
         let (cout, cin, wq) = (conv.out_channels, conv.in_channels, self.wq);

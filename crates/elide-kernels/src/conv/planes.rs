@@ -119,8 +119,11 @@ impl Planes {
                     .div_ceil(sw)
                     .clamp(first, self.wq);
                 row[..first].fill(0.0);
-                let x0 = first * sw + b - p.pad.left;
-                every_nth(&mut row[first..end], &srow[x0..], sw);
+                // None when the row is narrower than this phase's column offset.
+                if first < end {
+                    let x0 = first * sw + b - p.pad.left;
+                    every_nth(&mut row[first..end], &srow[x0..], sw);
+                }
                 row[end..].fill(0.0);
             }
         }

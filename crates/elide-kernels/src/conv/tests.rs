@@ -539,6 +539,16 @@ fn padded_direct_matches_reference_on_wide_layers() {
             Conv2dParams::new(1, 1).with_stride(2, 2),
         ),
         ([1, 130, 1, 1], 9, Conv2dParams::same(3)),
+        // Rows narrower than a phase's column offset (stride 3 on 1-2 pixel maps).
+        ([1, 2, 1, 1], 3, Conv2dParams::new(1, 1).with_stride(3, 3)),
+        ([1, 5, 2, 1], 9, Conv2dParams::same(3).with_stride(3, 3)),
+        (
+            [1, 4, 1, 2],
+            8,
+            Conv2dParams::new(1, 1)
+                .with_stride(3, 3)
+                .with_pad(pad(0, 1, 0, 0)),
+        ),
         // Planes larger than half the L2: copied band by band inside the tasks.
         (
             [2, 40, 120, 130],
@@ -605,4 +615,24 @@ fn one_pixel_maps_run_as_matrix_vector_products() {
         conv.forward_into_checked(&x, &mut out),
         Err(crate::KernelError::NonFinite { .. })
     ));
+}
+
+/// Folding into a layer that has already run (its weights packed for the padded direct
+/// kernel) must not leave the old packing in use.
+#[test]
+fn folds_after_a_forward_use_the_new_weights() {
+    let mut rng = SplitMix64::new(81);
+    let x = random_tensor(&mut rng, [1, 16, 12, 13]);
+    let w = random_tensor(&mut rng, [16, 16, 3, 3]);
+    let p = Conv2dParams::new(3, 3);
+    let mut conv = Conv2d::new(&w, None, p, Activation::None).unwrap();
+    conv.forward(&x).unwrap();
+    conv.fold_input_affine(&rng.vec(16, 0.5, 2.0), &rng.vec(16, -1.0, 1.0))
+        .unwrap();
+    let fresh = |c: &Conv2d| Conv2d::new(&c.weight(), Some(c.bias()), p, Activation::None).unwrap();
+    assert_eq!(conv.forward(&x).unwrap(), fresh(&conv).forward(&x).unwrap());
+    let ones = vec![1.0; 16];
+    conv.fold_batch_norm(&rng.vec(16, 0.5, 2.0), &ones, &ones, &ones, 1e-5)
+        .unwrap();
+    assert_eq!(conv.forward(&x).unwrap(), fresh(&conv).forward(&x).unwrap());
 }
