@@ -180,7 +180,6 @@ unsafe fn interleave(
     left: usize,
     inp: &mut [f32],
 ) {
-    let lanes = planes.len();
     for y in 0..h {
         let dst = &mut inp[((top + y) * wp + left) * L..((top + y) * wp + left + w) * L];
         let mut x = 0;
@@ -195,13 +194,19 @@ unsafe fn interleave(
             }
             x += L;
         }
-        for xx in x..w {
-            for l in 0..L {
-                dst[xx * L + l] = if l < lanes {
-                    planes[l][y * w + xx]
-                } else {
-                    0.0
-                };
+        // The last partial block: masked loads, and only its pixels stored (a scalar loop
+        // here was most of this function on 14- and 7-wide maps).
+        let rem = w - x;
+        if rem > 0 {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem as i32), idx);
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (l, pl) in planes.iter().enumerate() {
+                r[l] = _mm256_maskload_ps(pl[y * w + x..].as_ptr(), mask);
+            }
+            let t = transpose8(r);
+            for (j, v) in t.iter().enumerate().take(rem) {
+                _mm256_storeu_ps(dst[(x + j) * L..(x + j + 1) * L].as_mut_ptr(), *v);
             }
         }
     }
