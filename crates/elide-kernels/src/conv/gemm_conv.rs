@@ -18,8 +18,8 @@ use std::cell::RefCell;
 const COL_FLOATS: usize = 1 << 18;
 /// Smallest tile worth a GEMM call, in output pixels.
 const MIN_TILE_PIXELS: usize = 256;
-/// 1x1 layers on maps up to this many pixels (256x256) run whole maps per GEMM.
-const PW_WHOLE_PIXELS: usize = 1 << 16;
+/// 1x1 layers whose input has at most this many floats (4 MB) run whole maps per GEMM.
+const PW_WHOLE_FLOATS: usize = 1 << 20;
 
 thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -50,11 +50,13 @@ pub(super) fn run(
     let rows = match schedule {
         // A 1x1 layer's small map is one GEMM, its output channels split across threads
         // below: bands (which bound im2col buffers, and there are none here) made each GEMM
-        // narrower and slower (2 threads: 128 -> 128 channels at 28x28 0.21 -> 0.13 ms, 64 -> 64
-        // at 120x120 0.71 -> 0.62 ms; 1 thread: the same or faster).
+        // narrower and slower (2 threads: 128 -> 128 channels at 28x28 0.21 -> 0.13 ms, 16 ->
+        // 32 at 240x240 0.45 -> 0.39 ms; 1 thread: the same or faster). Past ~4 MB of input
+        // every thread's GEMM streaming the whole input costs more (64 -> 64 at 256x256, 2
+        // threads: 3.8 ms in bands, 4.9 whole).
         Schedule::Parallel
             if pointwise
-                && ho * wo <= PW_WHOLE_PIXELS
+                && x.len() / nb <= PW_WHOLE_FLOATS
                 && (threads == 1 || cout >= 16 * threads) =>
         {
             ho
