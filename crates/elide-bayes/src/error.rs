@@ -25,6 +25,9 @@ pub enum BayesError {
     /// A saved model whose description or tensors do not agree.
     #[error("bad model file: {0}")]
     Model(String),
+    /// A sparse kernel refused its buffers (wrong sizes, indices out of range).
+    #[error("kernel: {0}")]
+    Kernel(#[from] elide_kernels::KernelError),
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at epoch {epoch}: loss {loss}")]
     Diverged {

@@ -106,16 +106,21 @@ pub enum MaskMode {
     Fast,
 }
 
-fn load(path: &Path) -> Result<(Graph, [usize; 3])> {
+fn load(path: &Path) -> Result<Graph> {
     let mut g = onnx::load(path).with_context(|| format!("loading {}", path.display()))?;
     let before = g.nodes.len();
-    let [folded, bn, act] = optimize::optimize(&mut g)?;
+    let [folded, bn, act, sparse] = optimize::optimize(&mut g)?;
+    let sparse_note = if sparse > 0 {
+        format!(", {sparse} products with mostly zero weights in CSR")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{}: {before} nodes -> {} after folding {folded} constant nodes, {bn} batch-norms and {act} activations into convs",
+        "{}: {before} nodes -> {} after folding {folded} constant nodes, {bn} batch-norms and {act} activations into convs{sparse_note}",
         path.display(),
         g.nodes.len()
     );
-    Ok((g, [folded, bn, act]))
+    Ok(g)
 }
 
 /// Multiply-accumulates and parameters of one node, given its input and output shapes.
@@ -141,13 +146,18 @@ fn cost(g: &Graph, op: &Op, ins: &[Vec<usize>], out: &[usize]) -> (u64, u64) {
             let _ = g;
             (out.iter().product::<usize>() as u64 * k, 0)
         }
+        Op::SparseLinear(s) => {
+            let w = &s.layer.weight;
+            let rows = (out.iter().product::<usize>() / w.rows.max(1)) as u64;
+            (rows * w.nnz() as u64, (w.nnz() + w.rows) as u64)
+        }
         _ => (0, 0),
     }
 }
 
 /// Runs `inspect`.
 pub fn inspect(a: &InspectArgs) -> Result<()> {
-    let (g, _) = load(&a.model)?;
+    let g = load(&a.model)?;
     let Some(inp) = g.inputs.first() else {
         bail!("the model has no runtime input")
     };
@@ -229,7 +239,7 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
 
 /// Runs `run`.
 pub fn run(a: &RunArgs) -> Result<()> {
-    let (g, _) = load(&a.model)?;
+    let g = load(&a.model)?;
     let files = input::list(&a.input)?;
     let prep = if files
         .iter()
@@ -358,8 +368,10 @@ fn run_one(
     if a.profile {
         profile(g, &input, a.threads)?;
     }
+    // Small models (an exported MLP) run in microseconds.
+    let prec = if dense_ms < 0.1 { 4 } else { 2 };
     println!(
-        "dense: {dense_ms:.2} ms (median of {} runs, {threads} thread(s))",
+        "dense: {dense_ms:.prec$} ms (median of {} runs, {threads} thread(s))",
         a.reps
     );
     if let Some(m) = &masked {

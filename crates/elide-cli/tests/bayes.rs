@@ -89,6 +89,66 @@ fn fit_then_predict_regression() {
     assert_eq!(text.lines().next(), Some("mean,lower95,upper95"));
     assert_eq!(text.lines().count(), 301);
     assert!(String::from_utf8_lossy(&out.stderr).contains("RMSE"));
+
+    // Export to ONNX; `elide run` on raw (unstandardised) rows answers in y's units.
+    let onnx = d.join("m.onnx");
+    let out = elide(&[
+        "bayes",
+        "export",
+        model.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Inputs: every column but the target (a, b, c, d, label).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5-4-1 network"));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<Vec<f32>> = text
+        .lines()
+        .skip(1)
+        .take(50)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let x = ndarray::Array2::from_shape_fn((rows.len(), 5), |(i, j)| rows[i][[0, 1, 2, 3, 5][j]]);
+    let npy = d.join("x.npy");
+    ndarray_npy::write_npy(&npy, &x).unwrap();
+    let json = d.join("run.json");
+    let out = elide(&[
+        "run",
+        onnx.to_str().unwrap(),
+        "--input",
+        npy.to_str().unwrap(),
+        "--reps",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let y = &r["outputs"][0];
+    assert_eq!(y["name"], "y", "{y}");
+    assert_eq!(y["shape"], serde_json::json!([50, 1]));
+    let pred: Vec<f64> = y["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mse = pred
+        .iter()
+        .zip(&rows)
+        .map(|(p, r)| (p - r[4] as f64).powi(2))
+        .sum::<f64>()
+        / 50.0;
+    assert!(mse.sqrt() < 0.5, "exported model's RMSE {}", mse.sqrt());
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -95,7 +95,7 @@ fn folding_and_fusion_keep_outputs() {
     b.g.outputs.push(c3);
     let plain = b.g.clone();
     let mut opt = b.g;
-    let [_, folded, fused] = optimize(&mut opt).unwrap();
+    let [_, folded, fused, _] = optimize(&mut opt).unwrap();
     assert!(folded >= 3 && fused >= 1, "folded {folded}, fused {fused}");
     assert!(
         opt.nodes.len() < plain.nodes.len() - 8,

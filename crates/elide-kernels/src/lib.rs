@@ -4,6 +4,7 @@
 //! - [`conv`]: dense 2-D convolution (tiled im2col + `gemm`, a 1x1 fast path and a direct
 //!   depthwise kernel) with folded batch-norm and fused activations, plus a naive reference.
 //! - [`matmul`]: the `gemm` crate behind one strided-product call.
+//! - [`csr`]: sparse weights in compressed sparse rows and the fully connected layer on them.
 //! - [`softmax`]: softmax along an axis, vectorised and in parallel.
 //! - [`sparse`]: SBNet's block primitives: `reduce_mask`, `sparse_gather`, `sparse_scatter`.
 //! - [`threads`]: run work on a fixed number of rayon threads; [`with_scratch`]: per-thread
@@ -21,6 +22,7 @@
 mod axpy;
 pub mod conv;
 mod copy;
+pub mod csr;
 mod error;
 pub mod matmul;
 mod par;

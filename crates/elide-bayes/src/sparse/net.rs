@@ -1,67 +1,9 @@
 //! [`SparseNet`]: the posterior network exported to CSR layers ([`SparseLayer`]), and
 //! [`DenseLayer`], the `gemm` layer of the same shape used as baseline and reference.
-use super::csr::CsrMatrix;
-use super::kernel;
+use super::{CsrMatrix, SparseLayer};
 use crate::error::{BayesError, Result};
 use crate::net::SpikeSlabNet;
-use rayon::prelude::*;
-
-/// Work (multiply-adds) below which a layer runs on one thread.
-const PAR_MIN_WORK: usize = 1 << 15;
-
-/// A sparse fully connected layer: `y = act(W x + b)` with `W` `[outputs, inputs]` in CSR.
-#[derive(Clone, Debug)]
-pub struct SparseLayer {
-    /// The weights, one row per output.
-    pub weight: CsrMatrix,
-    /// One bias per output.
-    pub bias: Vec<f32>,
-    /// ReLU after the layer.
-    pub relu: bool,
-}
-
-impl SparseLayer {
-    /// `dst` (`[outputs, batch]`) from `src` (`[inputs, batch]`), both feature-major.
-    pub fn forward(&self, src: &[f32], batch: usize, dst: &mut [f32]) -> Result<()> {
-        let (m, k) = (self.weight.rows, self.weight.cols);
-        if src.len() != k * batch || dst.len() != m * batch || batch == 0 {
-            return Err(BayesError::Data(format!(
-                "sparse layer {k} -> {m}: src {} / dst {} values for batch {batch}",
-                src.len(),
-                dst.len()
-            )));
-        }
-        let w = &self.weight;
-        let one = |(r, out): (usize, &mut [f32])| -> Option<()> {
-            let (a, b) = (w.indptr[r], w.indptr[r + 1]);
-            kernel::row(
-                out,
-                src,
-                batch,
-                &w.indices[a..b],
-                &w.values[a..b],
-                self.bias[r],
-            )?;
-            if self.relu {
-                out.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-            Some(())
-        };
-        let ok = if w.nnz() * batch >= PAR_MIN_WORK && rayon::current_num_threads() > 1 {
-            dst.par_chunks_mut(batch)
-                .enumerate()
-                .map(one)
-                .all(|r| r.is_some())
-        } else {
-            dst.chunks_mut(batch)
-                .enumerate()
-                .map(one)
-                .all(|r| r.is_some())
-        };
-        ok.then_some(())
-            .ok_or_else(|| BayesError::Data("CSR column out of range".into()))
-    }
-}
+use elide_kernels::csr::transpose;
 
 /// A dense fully connected layer run by `gemm` (row-major `[outputs, inputs]` weights).
 #[derive(Clone, Debug)]
@@ -206,15 +148,4 @@ impl SparseNet {
             .sum();
         1.0 - nnz as f64 / all.max(1) as f64
     }
-}
-
-/// Row-major `[r, c]` to row-major `[c, r]`.
-pub fn transpose(a: &[f32], r: usize, c: usize) -> Vec<f32> {
-    let mut t = vec![0.0; a.len()];
-    for i in 0..r {
-        for j in 0..c {
-            t[j * r + i] = a[i * c + j];
-        }
-    }
-    t
 }

@@ -1,10 +1,17 @@
 //! `elide bayes bench`: the sparse-weight layer exported from a posterior (CSR, `phi > 0.5`)
-//! against the dense `gemm` layer of the same shape, timed alternately (median of `reps`).
-use crate::bench::timing::paired_median_ms;
+//! against the dense `gemm` layer of the same shape, timed alternately (median of `reps`);
+//! and the same layer as an ONNX Gemm + Relu run by the graph engine (`elide run`'s path:
+//! row-major input, the CSR rewrite where it applies, the input copied into each run).
+use crate::bench::timing::{median_ms_setup, paired_median_ms};
 use anyhow::{Context, Result};
 use clap::Args;
 use elide_bayes::rng::Rng;
 use elide_bayes::sparse::{kernel, CsrMatrix, DenseLayer, SparseLayer};
+use elide_graph::onnx::{
+    self,
+    write::{attr_int, Dim, ModelWriter},
+};
+use elide_graph::{optimize, Graph, Value};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -43,6 +50,37 @@ struct Record {
     sparse_ms: f64,
     speedup: f64,
     max_rel_err: f64,
+    /// The layer as an ONNX model through the graph engine (CSR where the rewrite chose it).
+    graph_ms: f64,
+    /// Whether the graph ran this batch in CSR (else its dense Gemm).
+    graph_csr: bool,
+    graph_max_rel_err: f64,
+}
+
+/// The layer as a one-Gemm (+ Relu) ONNX model, loaded and optimised.
+fn layer_graph(s: &SparseLayer) -> Result<Graph> {
+    let (m, k) = (s.weight.rows, s.weight.cols);
+    let mut w = ModelWriter::new("bench", 13);
+    w.input("x", &[Dim::Named("N".into()), Dim::Fixed(k)]);
+    w.initializer("w", &[m, k], &s.weight.to_dense())?;
+    w.initializer("b", &[m], &s.bias)?;
+    w.node(
+        "Gemm",
+        &["x", "w", "b"],
+        &["h"],
+        vec![attr_int("transB", 1)],
+    );
+    w.node("Relu", &["h"], &["y"], vec![]);
+    w.output("y", &[Dim::Named("N".into()), Dim::Fixed(m)]);
+    let mut g = onnx::from_bytes(&w.to_bytes())?;
+    optimize::optimize(&mut g)?;
+    Ok(g)
+}
+
+/// Max |a - b| over max |b|.
+fn rel_err(a: impl Iterator<Item = f32>, b: &[f32]) -> f64 {
+    let scale = b.iter().fold(0f32, |s, v| s.max(v.abs())).max(1e-30);
+    (a.zip(b).fold(0f32, |e, (x, y)| e.max((x - y).abs())) / scale) as f64
 }
 
 /// Runs the benchmark.
@@ -62,8 +100,17 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         a.reps
     );
     println!(
-        "{:>8} {:>6} {:>7} {:>10} {:>10} {:>8} {:>10}",
-        "sparsity", "batch", "threads", "dense ms", "sparse ms", "speedup", "max_rel_err"
+        "{:>8} {:>6} {:>7} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8} {:>6}",
+        "sparsity",
+        "batch",
+        "threads",
+        "dense ms",
+        "sparse ms",
+        "speedup",
+        "max_rel_err",
+        "graph ms",
+        "vs dense",
+        "csr"
     );
     for &sp in &a.sparsity {
         let keep: Vec<bool> = (0..m * k).map(|_| r.uniform() >= sp).collect();
@@ -74,8 +121,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             relu: true,
         };
         let dense = DenseLayer::from_sparse(&sparse);
+        let graph = layer_graph(&sparse)?;
+        let csr_node = graph.nodes.iter().find_map(|n| match &n.op {
+            elide_graph::ops::Op::SparseLinear(s) => Some(s.clone()),
+            _ => None,
+        });
         for &b in &a.batch {
             let x: Vec<f32> = (0..k * b).map(|_| r.normal() as f32).collect();
+            let x_rows = Value::f32(&[b, k], elide::kernels::csr::transpose(&x, k, b))?;
             for &t in &a.threads {
                 let pool = super::pool(t)?;
                 let (mut yd, mut ys) = (vec![0.0f32; m * b], vec![0.0f32; m * b]);
@@ -84,15 +137,28 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                         a.reps,
                         || (),
                         |_| dense.forward(&x, b, &mut yd),
-                        |_| sparse.forward(&x, b, &mut ys),
+                        |_| sparse.forward(&x, b, &mut ys).map_err(Into::into),
                     )
                 })?;
-                let scale = yd.iter().fold(0f32, |s, v| s.max(v.abs())).max(1e-30);
-                let err = yd
-                    .iter()
-                    .zip(&ys)
-                    .fold(0f32, |e, (d, s)| e.max((d - s).abs()))
-                    / scale;
+                let err = rel_err(ys.iter().copied(), &yd);
+                let mut yg = None;
+                let gms = pool.install(|| {
+                    median_ms_setup(
+                        a.reps,
+                        || vec![x_rows.clone()],
+                        |v| -> Result<()> {
+                            yg = Some(graph.run(v)?.remove(0));
+                            Ok(())
+                        },
+                    )
+                })?;
+                let yg = yg.context("the graph ran")?;
+                let yg = yg.as_f32().context("f32 output")?;
+                // The graph's [b, m] rows against the layer's feature-major [m, b].
+                let g_err = rel_err(
+                    (0..m * b).map(|e| yg.as_slice().map_or(f32::NAN, |s| s[(e % b) * m + e / b])),
+                    &yd,
+                );
                 let rec = Record {
                     outputs: m,
                     inputs: k,
@@ -103,11 +169,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                     dense_ms: dms,
                     sparse_ms: sms,
                     speedup: dms / sms,
-                    max_rel_err: err as f64,
+                    max_rel_err: err,
+                    graph_ms: gms,
+                    graph_csr: csr_node.as_ref().is_some_and(|s| s.uses_csr(b)),
+                    graph_max_rel_err: g_err,
                 };
                 println!(
-                    "{:>8.3} {:>6} {:>7} {:>10.4} {:>10.4} {:>8.2} {:>10.1e}",
-                    rec.sparsity, b, t, dms, sms, rec.speedup, rec.max_rel_err
+                    "{:>8.3} {:>6} {:>7} {:>10.4} {:>10.4} {:>8.2} {:>10.1e} {:>10.4} {:>8.2} {:>6}",
+                    rec.sparsity, b, t, dms, sms, rec.speedup, rec.max_rel_err,
+                    gms, dms / gms, rec.graph_csr
                 );
                 recs.push(rec);
             }

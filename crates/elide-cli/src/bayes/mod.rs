@@ -1,5 +1,6 @@
 //! `elide bayes ...`: sparse networks by variational Bayes (spike-and-slab, Bai, Song & Cheng).
 mod bench;
+mod export;
 mod fit;
 mod fit_idx;
 mod simulate;
@@ -23,6 +24,9 @@ pub enum BayesCommand {
     Predict(fit::PredictArgs),
     /// The exported sparse layer (CSR kernel) against the dense gemm layer of the same shape.
     Bench(bench::BenchArgs),
+    /// Write a saved model's posterior network (phi > 0.5, at the means) as ONNX, for
+    /// `elide run` (mostly zero weights run in CSR) or any ONNX runtime.
+    Export(export::ExportArgs),
 }
 
 /// Runs a `bayes` verb.
@@ -33,6 +37,7 @@ pub fn run(cmd: BayesCommand) -> Result<()> {
         BayesCommand::Fit(a) => fit::fit(&a),
         BayesCommand::Predict(a) => fit::predict(&a),
         BayesCommand::Bench(a) => bench::run(&a),
+        BayesCommand::Export(a) => export::run(&a),
     }
 }
 

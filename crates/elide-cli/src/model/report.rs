@@ -82,6 +82,32 @@ pub fn print_outputs(outs: &[Named], k: usize) {
             Value::I64(a) => a.iter().map(|&x| x as f64).collect(),
         };
         print!("output '{}' {:?}", o.name, o.value.shape());
+        if let &[rows, cols] = o.value.shape() {
+            if rows > 1 && cols > 0 && k > 0 {
+                // A batch of rows (e.g. an MLP's): a few rows' values or best classes.
+                let shown: Vec<String> = data
+                    .chunks(cols)
+                    .take(8)
+                    .map(|r| match r {
+                        [v] => format!("{v:.4}"),
+                        _ => {
+                            let best = (0..cols)
+                                .max_by(|&i, &j| r[i].total_cmp(&r[j]))
+                                .unwrap_or(0);
+                            format!("{best}: {:.4}", r[best])
+                        }
+                    })
+                    .collect();
+                let what = if cols == 1 {
+                    "values"
+                } else {
+                    "best class per row"
+                };
+                let more = if rows > 8 { ", ..." } else { "" };
+                println!(" {what} [{}{more}]", shown.join(", "));
+                continue;
+            }
+        }
         if data.len() <= 1000 && !data.is_empty() && k > 0 {
             let mut idx: Vec<usize> = (0..data.len()).collect();
             idx.sort_by(|&i, &j| data[j].total_cmp(&data[i]));

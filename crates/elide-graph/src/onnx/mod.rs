@@ -1,4 +1,5 @@
-//! ONNX import: protobuf to [`Graph`], every op and attribute validated, constants resolved.
+//! ONNX import: protobuf to [`Graph`], every op and attribute validated, constants resolved;
+//! and [`write::ModelWriter`] to build and encode a model.
 //!
 //! Supported: default-domain opsets 11-21. Weights may sit in initializers or in Constant
 //! nodes. An op, attribute or data type elide does not implement is an error that names the
@@ -7,6 +8,7 @@ mod attrs;
 mod node;
 pub mod proto;
 mod tensor;
+pub mod write;
 
 use crate::graph::{Graph, Input, ValueId};
 use crate::{GraphError, Result};

@@ -1,8 +1,22 @@
-//! Matrix products: MatMul (batched, numpy rules) and Gemm, on the `gemm` crate.
+//! Matrix products: MatMul (batched, numpy rules) and Gemm, on the `gemm` crate. Operands
+//! are read in place (a transposed Gemm operand is a stride, not a copy), and products large
+//! enough to pay for waking workers run on the current pool's threads.
 use super::Ctx;
 use crate::{Result, Value};
 use elide_kernels::matmul::{self as mm, Strided};
 use ndarray::{ArrayD, IxDyn};
+
+/// Multiply-adds from which a product runs on all of the pool's threads.
+const PAR_MIN_WORK: usize = 1 << 20;
+
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    let threads = elide_kernels::threads::current_threads();
+    if threads > 1 && m * n * k >= PAR_MIN_WORK {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
 
 /// `c[m x n] = a[m x k] b[k x n]` with arbitrary strides (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
@@ -37,7 +51,7 @@ fn gemm_into(
                 cols: b_strides[1],
             },
             alpha,
-            gemm::Parallelism::None,
+            parallelism(m, n, k),
         );
     }
 }
@@ -104,8 +118,8 @@ pub fn gemm(
     trans_b: bool,
     ctx: Ctx,
 ) -> Result<ArrayD<f32>> {
-    let a = ctx.f32(inputs, 0)?.as_standard_layout().into_owned();
-    let b = ctx.f32(inputs, 1)?.as_standard_layout().into_owned();
+    let a = ctx.f32(inputs, 0)?.as_standard_layout();
+    let b = ctx.f32(inputs, 1)?.as_standard_layout();
     if a.ndim() != 2 || b.ndim() != 2 {
         return Err(ctx.err(format!(
             "Gemm needs 2-D A and B, got {:?} and {:?}",

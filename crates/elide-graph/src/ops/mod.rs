@@ -2,7 +2,8 @@
 //!
 //! Convolutions run on elide-kernels (`Conv2d`: tiled im2col + GEMM, folded batch-norm,
 //! fused activation); everything else is written here on `ndarray`, where it is cheap next
-//! to the convolutions.
+//! to the convolutions, but for products with mostly zero constant weights ([`SparseLinear`],
+//! CSR on elide-kernels).
 mod binary;
 mod conv;
 mod conv_transpose;
@@ -12,6 +13,7 @@ mod linalg;
 mod pool;
 mod resize;
 mod shape;
+mod sparse_linear;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +24,7 @@ pub use elementwise::Unary;
 pub use pool::{Pool, PoolKind};
 pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};
 pub use shape::reshape_target;
+pub use sparse_linear::SparseLinear;
 
 use crate::arena::Arena;
 use crate::{GraphError, Result, Value};
@@ -137,6 +140,8 @@ pub enum Op {
     },
     /// Constant-mode padding.
     Pad,
+    /// A Gemm or MatMul with constant, mostly zero weights, run in CSR (built at load).
+    SparseLinear(Box<SparseLinear>),
 }
 
 impl Op {
@@ -170,6 +175,7 @@ impl Op {
             Op::Range => "Range",
             Op::ConstantOfShape { .. } => "ConstantOfShape",
             Op::Pad => "Pad",
+            Op::SparseLinear(_) => "SparseLinear",
         }
     }
 }
@@ -288,6 +294,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
         Op::Range => one(generate::range(inputs, ctx)?),
         Op::ConstantOfShape { value } => one(generate::constant_of_shape(inputs, value, ctx)?),
         Op::Pad => one(generate::pad(inputs, ctx)?),
+        Op::SparseLinear(s) => one(Value::F32(s.apply(inputs, ctx)?)),
     }
 }
 

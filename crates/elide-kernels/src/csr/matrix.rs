@@ -1,5 +1,5 @@
 //! [`CsrMatrix`]: compressed sparse rows of an `[rows, cols]` `f32` matrix.
-use crate::error::{BayesError, Result};
+use crate::error::{param_err, shape_err, Result};
 
 /// A sparse `[rows, cols]` matrix in CSR form.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,15 +25,10 @@ impl CsrMatrix {
         keep: impl Fn(usize, usize) -> bool,
     ) -> Result<Self> {
         if dense.len() != rows * cols {
-            return Err(BayesError::Data(format!(
-                "{} values for {rows} x {cols}",
-                dense.len()
-            )));
+            return shape_err("csr", format!("{} values for {rows} x {cols}", dense.len()));
         }
         if cols > u32::MAX as usize {
-            return Err(BayesError::Data(format!(
-                "{cols} columns do not fit u32 indices"
-            )));
+            return param_err("csr", format!("{cols} columns do not fit u32 indices"));
         }
         let mut indptr = Vec::with_capacity(rows + 1);
         let (mut indices, mut values) = (Vec::new(), Vec::new());
@@ -54,6 +49,11 @@ impl CsrMatrix {
             indices,
             values,
         })
+    }
+
+    /// The nonzero entries of row-major `dense` (`[rows, cols]`).
+    pub fn from_nonzeros(dense: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::from_dense(dense, rows, cols, |r, c| dense[r * cols + c] != 0.0)
     }
 
     /// Number of stored entries.
