@@ -5,8 +5,9 @@ use crate::graph::Graph;
 use crate::ops::{eval, Ctx, Op};
 use crate::{Result, Value};
 
-/// Fraction of zero weights from which [`optimize`] runs a Gemm or MatMul in CSR.
-pub const SPARSE_MIN_ZEROS: f64 = 0.9;
+/// Fraction of zero weights from which [`optimize`] runs a Gemm or MatMul in CSR (where CSR
+/// starts to pay for batches of several rows).
+pub const SPARSE_MIN_ZEROS: f64 = crate::ops::sparse_linear::CSR_FROM_MANY_ROWS;
 
 /// Runs every rewrite; returns how many nodes were folded (constants), folded into convs
 /// (batch-norms, affines), fused (activations), and how many products became sparse.

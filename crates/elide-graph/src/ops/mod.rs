@@ -13,7 +13,7 @@ mod linalg;
 mod pool;
 mod resize;
 mod shape;
-mod sparse_linear;
+pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
 

@@ -8,12 +8,12 @@ use elide_kernels::csr::{CsrLinear, CsrMatrix};
 use ndarray::{ArrayD, IxDyn};
 
 /// Fraction of zero weights from which the CSR kernel runs batches of one row; below it the
-/// dense product (a GEMV streaming the weights) was faster in `elide bayes bench` (1024 x 1024:
-/// 0.82x at 90% zeros, 1.4x at 95%).
-const CSR_FROM_ONE_ROW: f64 = 0.95;
+/// dense product (a GEMV streaming the weights) was faster in `elide bayes bench` (1024 x 1024,
+/// kernel against dense: 0.7x at 90% zeros, 1.2-1.4x at 95%).
+pub const CSR_FROM_ONE_ROW: f64 = 0.93;
 /// Fraction of zero weights from which the CSR kernel runs batches of several rows
-/// (1024 x 1024: 1.4x at batch 16 and 90% zeros, 0.7x at 80%).
-const CSR_FROM_MANY_ROWS: f64 = 0.9;
+/// (1024 x 1024: 1.45x at batch 16 and 90% zeros, 0.7x at 80%).
+pub const CSR_FROM_MANY_ROWS: f64 = 0.88;
 
 /// A fully connected layer `act(x W + b)` over the last axis of its input, with `W` in CSR.
 #[derive(Clone, Debug)]
@@ -119,10 +119,21 @@ impl SparseLinear {
         }
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
-        let y = self
+        let m = self.layer.weight.rows;
+        // Output and the transposed scratch from the arena: fresh 100 kB+ buffers would fault
+        // in their pages on every run.
+        let mut y = ctx.alloc(rows * m);
+        let (mut xt, mut yt) = if rows > 1 {
+            (ctx.alloc(rows * k), ctx.alloc(rows * m))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let done = self
             .layer
-            .forward_rows(xs, rows)
-            .map_err(|e| ctx.err(e.to_string()))?;
+            .forward_rows_into(xs, rows, [&mut xt, &mut yt], &mut y);
+        ctx.give(xt);
+        ctx.give(yt);
+        done.map_err(|e| ctx.err(e.to_string()))?;
         Ok(ArrayD::from_shape_vec(IxDyn(&shape), y)?)
     }
 }

@@ -21,7 +21,7 @@ mod direct;
 mod gemm_conv;
 mod gemv;
 mod im2col;
-mod interleave;
+pub(crate) mod interleave;
 mod padded_direct;
 mod params;
 mod planes;

@@ -80,29 +80,92 @@ impl CsrLinear {
     pub fn forward_rows(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let (m, k) = (self.weight.rows, self.weight.cols);
         let mut y = vec![0.0; m * n];
-        if n == 1 {
-            self.forward(x, 1, &mut y)?;
-            return Ok(y);
+        let (mut xt, mut yt) = (Vec::new(), Vec::new());
+        if n > 1 {
+            (xt, yt) = (vec![0.0; k * n], vec![0.0; m * n]);
         }
-        if x.len() != n * k {
+        self.forward_rows_into(x, n, [&mut xt, &mut yt], &mut y)?;
+        Ok(y)
+    }
+
+    /// [`CsrLinear::forward_rows`] into `y` (`[n, outputs]`), with caller-owned scratch for
+    /// the transposed input (`[inputs, n]`) and output (`[outputs, n]`), unused at `n = 1`.
+    pub fn forward_rows_into(
+        &self,
+        x: &[f32],
+        n: usize,
+        [xt, yt]: [&mut [f32]; 2],
+        y: &mut [f32],
+    ) -> Result<()> {
+        let (m, k) = (self.weight.rows, self.weight.cols);
+        if n == 1 {
+            return self.forward(x, 1, y);
+        }
+        if x.len() != n * k || y.len() != n * m || xt.len() != k * n || yt.len() != m * n {
             return shape_err(
                 "csr linear",
-                format!("{} inputs for {n} rows of {k}", x.len()),
+                format!(
+                    "rows: {} inputs, {} outputs, scratch {} / {} for {n} rows of {k} -> {m}",
+                    x.len(),
+                    y.len(),
+                    xt.len(),
+                    yt.len()
+                ),
             );
         }
-        let xt = transpose(x, n, k);
-        self.forward(&xt, n, &mut y)?;
-        Ok(transpose(&y, m, n))
+        transpose_into(x, n, k, xt);
+        self.forward(xt, n, yt)?;
+        transpose_into(yt, m, n, y);
+        Ok(())
     }
 }
 
 /// Row-major `[r, c]` to row-major `[c, r]`.
 pub fn transpose(a: &[f32], r: usize, c: usize) -> Vec<f32> {
     let mut t = vec![0.0; a.len()];
+    transpose_into(a, r, c, &mut t);
+    t
+}
+
+/// Row-major `[r, c]` into `t` as row-major `[c, r]`: 8 x 8 blocks through registers with
+/// AVX2 (a 1024 x 64 block: 0.19 ms element by element, whose 4 kB-strided writes thrash L1),
+/// the ragged edges element by element.
+pub fn transpose_into(a: &[f32], r: usize, c: usize, t: &mut [f32]) {
+    assert!(
+        a.len() >= r * c && t.len() >= r * c,
+        "transpose of {r} x {c}"
+    );
+    let (mut r8, mut c8) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        (r8, c8) = (r - r % 8, c - c % 8);
+        // SAFETY: AVX2 is present; blocks stay inside the first r8 rows / c8 columns, within
+        // the lengths asserted above.
+        unsafe { blocks_avx2(a, r8, c, c8, r, t) };
+    }
     for i in 0..r {
-        for j in 0..c {
+        // Columns not covered by the blocks (all of them in rows r8..).
+        let from = if i < r8 { c8 } else { 0 };
+        for j in from..c {
             t[j * r + i] = a[i * c + j];
         }
     }
-    t
+}
+
+/// The 8 x 8 blocks of rows `0..r8`, columns `0..c8` of `a` (`[_, c]`) into `t` (`[_, r]`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn blocks_avx2(a: &[f32], r8: usize, c: usize, c8: usize, r: usize, t: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (pa, pt) = (a.as_ptr(), t.as_mut_ptr());
+    for i0 in (0..r8).step_by(8) {
+        for j0 in (0..c8).step_by(8) {
+            let rows: [__m256; 8] =
+                std::array::from_fn(|q| _mm256_loadu_ps(pa.add((i0 + q) * c + j0)));
+            let cols = crate::conv::interleave::transpose8(rows);
+            for (q, v) in cols.iter().enumerate() {
+                _mm256_storeu_ps(pt.add((j0 + q) * r + i0), *v);
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ pub mod kernel;
 mod linear;
 mod matrix;
 
-pub use linear::{transpose, CsrLinear};
+pub use linear::{transpose, transpose_into, CsrLinear};
 pub use matrix::CsrMatrix;
 
 #[cfg(test)]

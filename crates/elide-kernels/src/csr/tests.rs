@@ -116,3 +116,26 @@ fn matrix_round_trips_and_counts() {
     assert!((c.sparsity() - 5.0 / 8.0).abs() < 1e-12);
     assert_eq!(c.to_dense(), d.to_vec());
 }
+
+#[test]
+fn transpose_moves_every_element_on_ragged_shapes() {
+    for &(r, c) in &[
+        (1, 1),
+        (1, 9),
+        (9, 1),
+        (8, 8),
+        (7, 13),
+        (16, 24),
+        (17, 33),
+        (64, 1024),
+        (1024, 64),
+    ] {
+        let a: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+        let t = transpose(&a, r, c);
+        for i in 0..r {
+            for j in 0..c {
+                assert_eq!(t[j * r + i], a[i * c + j], "{r} x {c} at ({i}, {j})");
+            }
+        }
+    }
+}
