@@ -44,6 +44,13 @@ pub struct SimConfig {
     /// Monte Carlo samples of their ELBO estimates.
     #[serde(default)]
     pub search: Option<(Grid, usize)>,
+    /// Initial inclusion probability of every weight and bias (the authors' code: 0.99).
+    #[serde(default = "paper_init_phi")]
+    pub init_phi: f64,
+}
+
+fn paper_init_phi() -> f64 {
+    crate::layer::Init::default().phi
 }
 
 impl Default for SimConfig {
@@ -63,6 +70,7 @@ impl Default for SimConfig {
             },
             seed_offset: 0,
             search: None,
+            init_phi: paper_init_phi(),
         }
     }
 }
@@ -171,8 +179,9 @@ pub fn run_replicate(
         outputs: 1,
     };
     let samples = cfg.search.as_ref().map_or(1, |s| s.1);
-    let settings =
+    let mut settings =
         FitSettings::known_noise(1.0, cfg.sigma0, cfg.delta, cfg.train, samples, &mut rng);
+    settings.init.phi = cfg.init_phi;
     let seed = settings.seed;
     let (net, hist, lambda, grid) = match &cfg.search {
         None => {

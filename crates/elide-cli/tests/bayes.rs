@@ -33,6 +33,42 @@ fn write_csv(path: &Path, rows: usize) {
     std::fs::write(path, s).unwrap();
 }
 
+/// ONNX Runtime (when python3 can import it) gives the same outputs as `elide run` on the
+/// exported model: the writer makes a model a standard runtime reads the same way.
+fn ort_agrees(onnx: &Path, npy: &Path, elide_values: &[f64]) {
+    let script = "import sys, numpy as np, onnxruntime as o\n\
+        s = o.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n\
+        y = s.run(None, {'x': np.load(sys.argv[2])})[0]\n\
+        print(' '.join(repr(float(v)) for v in y.ravel()))";
+    let out = Command::new("python3")
+        .args(["-c", script, onnx.to_str().unwrap(), npy.to_str().unwrap()])
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("No module named"),
+                "ONNX Runtime could not run the exported model: {err}"
+            );
+            eprintln!("SKIPPED the ONNX Runtime check: onnxruntime is not importable");
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED the ONNX Runtime check: no python3 ({e})");
+            return;
+        }
+    };
+    let ort: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(ort.len(), elide_values.len());
+    for (a, b) in ort.iter().zip(elide_values) {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "ORT {a} vs elide {b}");
+    }
+}
+
 #[test]
 fn fit_then_predict_regression() {
     let d = dir("reg");
@@ -149,6 +185,7 @@ fn fit_then_predict_regression() {
         .sum::<f64>()
         / 50.0;
     assert!(mse.sqrt() < 0.5, "exported model's RMSE {}", mse.sqrt());
+    ort_agrees(&onnx, &npy, &pred);
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -40,6 +40,10 @@ pub struct SimulateArgs {
     /// Learning rate of the inclusion logits theta, relative to --lr (1 = the paper's code).
     #[arg(long, default_value_t = 1.0)]
     theta_lr_scale: f64,
+    /// Initial inclusion probability of every weight and bias (the authors' code: 0.99). Not
+    /// in the paper; for choosing settings on other seeds.
+    #[arg(long, default_value_t = 0.99)]
+    init_phi: f64,
     /// Seed offset of the data and training (0 = the reported runs; use another to choose
     /// settings).
     #[arg(long, default_value_t = 0)]
@@ -125,6 +129,7 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
             ..defaults.train
         },
         seed_offset: a.seed,
+        init_phi: a.init_phi,
         search: match (a.search, a.restarts) {
             (false, 1) => None,
             (true, r) => Some((
