@@ -65,7 +65,10 @@ fn ort_agrees(onnx: &Path, npy: &Path, elide_values: &[f64]) {
         .collect();
     assert_eq!(ort.len(), elide_values.len());
     for (a, b) in ort.iter().zip(elide_values) {
-        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "ORT {a} vs elide {b}");
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "ORT {a} vs elide {b}"
+        );
     }
 }
 
