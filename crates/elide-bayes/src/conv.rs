@@ -89,6 +89,25 @@ impl Conv2dConfig {
     }
 }
 
+/// The output `[height, width]` of a conv of `kernel` under `c` on an input of `[h, w]`; an
+/// input smaller than the dilated kernel is a [`BayesError::Data`].
+pub fn output_size(c: &Conv2dConfig, kernel: [usize; 2], [h, w]: [usize; 2]) -> Result<[usize; 2]> {
+    let mut out = [0; 2];
+    for (a, len) in [h, w].into_iter().enumerate() {
+        let span = c.dilation[a] * (kernel[a].max(1) - 1) + 1;
+        let padded = len + 2 * c.padding[a];
+        if padded < span || c.stride[a] == 0 {
+            return Err(BayesError::Data(format!(
+                "input {h}x{w} (padding {:?}) is smaller than the dilated kernel {kernel:?} \
+                 (dilation {:?})",
+                c.padding, c.dilation
+            )));
+        }
+        out[a] = (padded - span) / c.stride[a] + 1;
+    }
+    Ok(out)
+}
+
 /// A spike-and-slab 2-D convolution.
 #[derive(Debug)]
 pub struct SpikeSlabConv2d {
@@ -151,21 +170,7 @@ impl SpikeSlabConv2d {
     /// The output's `[height, width]` for an input of `[h, w]`; an input smaller than the
     /// dilated kernel is a [`BayesError::Data`].
     pub fn output_size(&self, h: usize, w: usize) -> Result<[usize; 2]> {
-        let c = &self.config;
-        let mut out = [0; 2];
-        for (a, len) in [h, w].into_iter().enumerate() {
-            let span = c.dilation[a] * (self.kernel[a] - 1) + 1;
-            let padded = len + 2 * c.padding[a];
-            if padded < span {
-                return Err(BayesError::Data(format!(
-                    "input {h}x{w} (padding {:?}) is smaller than the dilated kernel {:?} \
-                     (dilation {:?})",
-                    c.padding, self.kernel, c.dilation
-                )));
-            }
-            out[a] = (padded - span) / c.stride[a] + 1;
-        }
-        Ok(out)
+        output_size(&self.config, self.kernel, [h, w])
     }
 
     /// One Monte Carlo sample of the layer applied to `x` (`[n, in_channels, h, w]`): kernel
@@ -297,6 +302,11 @@ impl SpikeSlabConv2d {
         } else {
             0
         }
+    }
+
+    /// The kernel's group, then the biases' when the layer has them.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        std::iter::once(&self.weight).chain(self.bias.as_ref())
     }
 
     /// Inclusion probabilities `phi` of the kernel weights, OIHW row-major.

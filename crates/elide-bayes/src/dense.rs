@@ -25,6 +25,11 @@ pub struct DenseNet {
 impl DenseNet {
     /// A network initialised like the spike-and-slab means.
     pub fn new(arch: Arch, likelihood: Likelihood, init: &Init, seed: u64) -> Result<Self> {
+        if arch.conv.is_some() {
+            return Err(crate::error::BayesError::Config(
+                "the dense baseline is fully connected only (no conv front)".into(),
+            ));
+        }
         let mut rng = Rng::new(seed);
         let sizes = arch.sizes();
         let mut layers = Vec::new();

@@ -1,7 +1,9 @@
 //! Saving and loading a trained network: the variational parameters as safetensors
-//! (`layer{i}.{weight,bias}.{mu,rho,theta}` and `log_noise`) and a JSON description beside it
-//! (`MODEL.json` for `MODEL.safetensors`) with the shape, prior, likelihood and caller metadata.
+//! (`layer{i}.{weight,bias}.{mu,rho,theta}`, a conv front's `conv{i}.{weight,bias}.{...}`, and
+//! `log_noise`) and a JSON description beside it (`MODEL.json` for `MODEL.safetensors`) with
+//! the shape, prior, likelihood and caller metadata.
 use crate::error::{BayesError, Result};
+use crate::conv::SpikeSlabConv2d;
 use crate::layer::{Group, SpikeSlabLinear};
 use crate::net::{Arch, Likelihood, SpikeSlabNet};
 use crate::prior::Prior;
@@ -37,11 +39,19 @@ pub fn description_path(model: &Path) -> PathBuf {
 /// Save `net` to `path` (safetensors) and its description beside it.
 pub fn save(net: &SpikeSlabNet, path: &Path, meta: serde_json::Value) -> Result<()> {
     let mut map: HashMap<String, Tensor> = HashMap::new();
+    let mut put = |name: String, grp: &Group| {
+        map.insert(format!("{name}.mu"), grp.mu.as_tensor().clone());
+        map.insert(format!("{name}.rho"), grp.rho.as_tensor().clone());
+        map.insert(format!("{name}.theta"), grp.theta.as_tensor().clone());
+    };
     for (i, l) in net.layers.iter().enumerate() {
-        for (g, grp) in [("weight", &l.weight), ("bias", &l.bias)] {
-            map.insert(format!("layer{i}.{g}.mu"), grp.mu.as_tensor().clone());
-            map.insert(format!("layer{i}.{g}.rho"), grp.rho.as_tensor().clone());
-            map.insert(format!("layer{i}.{g}.theta"), grp.theta.as_tensor().clone());
+        put(format!("layer{i}.weight"), &l.weight);
+        put(format!("layer{i}.bias"), &l.bias);
+    }
+    for (i, c) in net.convs.iter().enumerate() {
+        put(format!("conv{i}.weight"), &c.weight);
+        if let Some(b) = &c.bias {
+            put(format!("conv{i}.bias"), b);
         }
     }
     map.insert("log_noise".into(), net.log_noise.as_tensor().clone());
@@ -84,30 +94,53 @@ pub fn load(path: &Path) -> Result<(SpikeSlabNet, Description)> {
         map.get(k)
             .ok_or_else(|| BayesError::Model(format!("tensor {k} missing")))
     };
+    let group = |name: &str, shape: &[usize]| -> Result<Group> {
+        let t = |s: &str| get(&format!("{name}.{s}"));
+        let grp = Group::from_tensors(t("mu")?, t("rho")?, t("theta")?)?;
+        if grp.mu.dims() != shape {
+            return Err(BayesError::Model(format!(
+                "{name} has shape {:?}, the description says {shape:?}",
+                grp.mu.dims()
+            )));
+        }
+        Ok(grp)
+    };
     let sizes = d.arch.sizes();
     let mut layers = Vec::new();
     for (i, w) in sizes.windows(2).enumerate() {
-        let group = |g: &str, shape: &[usize]| -> Result<Group> {
-            let t = |s: &str| get(&format!("layer{i}.{g}.{s}"));
-            let grp = Group::from_tensors(t("mu")?, t("rho")?, t("theta")?)?;
-            if grp.mu.dims() != shape {
-                return Err(BayesError::Model(format!(
-                    "layer{i}.{g} has shape {:?}, the description says {shape:?}",
-                    grp.mu.dims()
-                )));
-            }
-            Ok(grp)
-        };
         layers.push(SpikeSlabLinear {
             inputs: w[0],
             outputs: w[1],
-            weight: group("weight", &[w[0], w[1]])?,
-            bias: group("bias", &[w[1]])?,
+            weight: group(&format!("layer{i}.weight"), &[w[0], w[1]])?,
+            bias: group(&format!("layer{i}.bias"), &[w[1]])?,
         });
+    }
+    let mut convs = Vec::new();
+    if let Some(front) = &d.arch.conv {
+        let mut cin = front.image[0];
+        for (i, st) in front.stages.iter().enumerate() {
+            let g = st.config.groups.max(1);
+            let shape = [st.channels, cin / g, st.kernel[0], st.kernel[1]];
+            convs.push(SpikeSlabConv2d {
+                in_channels: cin,
+                out_channels: st.channels,
+                kernel: st.kernel,
+                config: st.config,
+                weight: group(&format!("conv{i}.weight"), &shape)?,
+                bias: if st.config.bias {
+                    Some(group(&format!("conv{i}.bias"), &[st.channels])?)
+                } else {
+                    None
+                },
+            });
+            cin = st.channels;
+        }
+        front.shapes()?;
     }
     let log_noise = Var::from_tensor(get("log_noise")?)?;
     let net = SpikeSlabNet {
         arch: d.arch.clone(),
+        convs,
         layers,
         prior: d.prior,
         likelihood: d.likelihood,

@@ -57,5 +57,5 @@ pub use conv::{Conv2dConfig, PosteriorConv2d, SpikeSlabConv2d};
 pub use data::{Dataset, Targets};
 pub use error::{BayesError, Result};
 pub use layer::{Init, SpikeSlabLinear};
-pub use net::{Arch, Likelihood, SpikeSlabNet};
+pub use net::{Arch, ConvFront, ConvStage, Likelihood, SpikeSlabNet};
 pub use prior::Prior;

@@ -1,5 +1,8 @@
-//! [`SpikeSlabNet`]: a ReLU multi-layer perceptron of [`SpikeSlabLinear`] layers with a
-//! Gaussian (regression) or categorical (classification) likelihood.
+//! [`SpikeSlabNet`]: a ReLU multi-layer perceptron of [`SpikeSlabLinear`] layers, optionally
+//! behind a front of [`SpikeSlabConv2d`] stages (each followed by ReLU) that reads each input
+//! row as a `[c, h, w]` image, with a Gaussian (regression) or categorical (classification)
+//! likelihood.
+use crate::conv::{output_size, Conv2dConfig, SpikeSlabConv2d};
 use crate::data::Targets;
 use crate::error::{BayesError, Result};
 use crate::layer::{Init, SpikeSlabLinear};
@@ -9,15 +12,71 @@ use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-/// The shape of a network: inputs, hidden widths, outputs.
+/// The shape of a network: inputs, an optional convolutional front, hidden widths, outputs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arch {
-    /// Number of inputs `p`.
+    /// Number of inputs `p` (with a conv front, the image's `c * h * w` values per row).
     pub inputs: usize,
     /// Width of each hidden layer (ReLU after each).
     pub hidden: Vec<usize>,
     /// Number of outputs (1 for regression, classes for classification).
     pub outputs: usize,
+    /// Conv stages applied to each input row, read as an image, before the hidden layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvFront>,
+}
+
+/// One stage of a conv front: a spike-and-slab conv, then ReLU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvStage {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride, padding, dilation, groups, bias.
+    pub config: Conv2dConfig,
+}
+
+/// Conv stages that read each input row as a `[c, h, w]` image (row-major, channels first);
+/// the last stage's maps, flattened in CHW order, feed the first hidden layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvFront {
+    /// The image each input row holds: channels, height, width.
+    pub image: [usize; 3],
+    /// The stages, first applied first.
+    pub stages: Vec<ConvStage>,
+}
+
+impl ConvFront {
+    /// `image`, then the `[c, h, w]` after each stage (errors on a geometry that does not fit).
+    pub fn shapes(&self) -> Result<Vec<[usize; 3]>> {
+        let mut s = vec![self.image];
+        for st in &self.stages {
+            let [_, h, w] = *s.last().expect("non-empty");
+            let [oh, ow] = output_size(&st.config, st.kernel, [h, w])?;
+            s.push([st.channels, oh, ow]);
+        }
+        Ok(s)
+    }
+
+    /// Values per row after the last stage.
+    pub fn features(&self) -> Result<usize> {
+        let [c, h, w] = *self.shapes()?.last().expect("non-empty");
+        Ok(c * h * w)
+    }
+
+    /// Kernel weights and biases of all stages.
+    pub fn params(&self) -> usize {
+        let mut cin = self.image[0];
+        let mut n = 0;
+        for st in &self.stages {
+            let g = st.config.groups.max(1);
+            n += st.channels * (cin / g) * st.kernel[0] * st.kernel[1];
+            n += if st.config.bias { st.channels } else { 0 };
+            cin = st.channels;
+        }
+        n
+    }
 }
 
 impl Arch {
@@ -27,27 +86,36 @@ impl Arch {
             inputs,
             hidden: vec![width; layers],
             outputs,
+            conv: None,
         }
     }
 
-    /// Layer sizes in order, inputs first.
+    /// Sizes of the fully connected layers in order: their inputs (the conv front's features,
+    /// or `inputs`), the hidden widths, the outputs. A front that does not fit its image
+    /// counts 0 features (the network's constructor reports the geometry error).
     pub fn sizes(&self) -> Vec<usize> {
-        let mut s = vec![self.inputs];
+        let first = match &self.conv {
+            Some(f) => f.features().unwrap_or(0),
+            None => self.inputs,
+        };
+        let mut s = vec![first];
         s.extend(&self.hidden);
         s.push(self.outputs);
         s
     }
 
-    /// Total number of weights and biases.
+    /// Total number of weights and biases (conv front included).
     pub fn params(&self) -> usize {
-        self.sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+        let fc: usize = self.sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        fc + self.conv.as_ref().map_or(0, ConvFront::params)
     }
 
-    /// The sizes that the theory's `lambda` depends on, for `samples` training points.
+    /// The sizes that the theory's `lambda` depends on, for `samples` training points. Conv
+    /// stages count as hidden layers; the width is the widest hidden layer.
     pub fn theory_sizes(&self, samples: usize) -> TheorySizes {
         TheorySizes {
             params: self.params(),
-            hidden_layers: self.hidden.len(),
+            hidden_layers: self.hidden.len() + self.conv.as_ref().map_or(0, |f| f.stages.len()),
             width: self.hidden.iter().copied().max().unwrap_or(self.outputs),
             samples,
             inputs: self.inputs,
@@ -74,7 +142,9 @@ pub enum Likelihood {
 pub struct SpikeSlabNet {
     /// The shape.
     pub arch: Arch,
-    /// The layers, inputs first.
+    /// The conv front's layers (empty without one).
+    pub convs: Vec<SpikeSlabConv2d>,
+    /// The fully connected layers, inputs first.
     pub layers: Vec<SpikeSlabLinear>,
     /// The prior of every weight and bias.
     pub prior: Prior,
@@ -107,6 +177,37 @@ impl SpikeSlabNet {
             ));
         }
         let mut rng = Rng::new(seed);
+        let convs = match &arch.conv {
+            None => Vec::new(),
+            Some(front) => {
+                let [c, h, w] = front.image;
+                if c * h * w != arch.inputs || front.stages.is_empty() {
+                    return Err(BayesError::Config(format!(
+                        "a conv front over {:?} images needs {} inputs (got {}) and a stage",
+                        front.image,
+                        c * h * w,
+                        arch.inputs
+                    )));
+                }
+                front.shapes()?;
+                let mut cin = c;
+                let mut convs = Vec::new();
+                for st in &front.stages {
+                    convs.push(SpikeSlabConv2d::new(
+                        cin,
+                        st.channels,
+                        st.kernel,
+                        st.config,
+                        init,
+                        &mut rng,
+                        dtype,
+                        &dev,
+                    )?);
+                    cin = st.channels;
+                }
+                convs
+            }
+        };
         let layers = arch
             .sizes()
             .windows(2)
@@ -119,6 +220,7 @@ impl SpikeSlabNet {
         let log_noise = Var::from_tensor(&Tensor::new(s.ln(), &dev)?.to_dtype(dtype)?)?;
         Ok(Self {
             arch,
+            convs,
             layers,
             prior,
             likelihood,
@@ -134,6 +236,15 @@ impl SpikeSlabNet {
     /// One Monte Carlo sample of the network's output for `x` (`[n, inputs]`): `[n, outputs]`.
     pub fn forward_sample(&self, x: &Tensor, rng: &mut Rng, temperature: f64) -> Result<Tensor> {
         let mut h = x.clone();
+        if let Some(front) = &self.arch.conv {
+            let n = x.dim(0)?;
+            let [c, hh, ww] = front.image;
+            h = h.reshape((n, c, hh, ww))?;
+            for conv in &self.convs {
+                h = conv.forward_sample(&h, rng, temperature)?.relu()?;
+            }
+            h = h.flatten_from(1)?;
+        }
         for (i, l) in self.layers.iter().enumerate() {
             h = l.forward_sample(&h, rng, temperature)?;
             if i + 1 < self.layers.len() {
@@ -149,7 +260,17 @@ impl SpikeSlabNet {
         for l in &self.layers[1..] {
             k = (k + l.kl(&self.prior)?)?;
         }
+        for c in &self.convs {
+            k = (k + c.kl(&self.prior)?)?;
+        }
         Ok(k)
+    }
+
+    /// Every group of weights or biases: the conv front's, then the fully connected layers'.
+    pub fn groups(&self) -> Vec<&crate::layer::Group> {
+        let mut g: Vec<&crate::layer::Group> = self.convs.iter().flat_map(|c| c.groups()).collect();
+        g.extend(self.layers.iter().flat_map(|l| [&l.weight, &l.bias]));
+        g
     }
 
     /// The negative log-likelihood of `targets` given outputs `f`, summed over the batch.
@@ -179,7 +300,8 @@ impl SpikeSlabNet {
 
     /// The variables the optimizer updates.
     pub fn vars(&self) -> Vec<Var> {
-        let mut v: Vec<Var> = self.layers.iter().flat_map(|l| l.vars()).collect();
+        let mut v: Vec<Var> = self.convs.iter().flat_map(|c| c.vars()).collect();
+        v.extend(self.layers.iter().flat_map(|l| l.vars()));
         if let Likelihood::Gaussian { learned: true, .. } = self.likelihood {
             v.push(self.log_noise.clone());
         }

@@ -8,20 +8,21 @@ pub fn inclusion(net: &SpikeSlabNet) -> Result<Vec<Vec<f64>>> {
     net.layers.iter().map(|l| l.weight.phi()).collect()
 }
 
-/// Fraction of weights and biases with `phi > 0.5` (the papers call this "sparsity").
+/// Fraction of weights and biases with `phi > 0.5` (the papers call this "sparsity"), conv
+/// front included.
 pub fn density(net: &SpikeSlabNet) -> Result<f64> {
     let mut kept = 0usize;
     let mut total = 0usize;
-    for l in &net.layers {
-        for phi in [l.weight.phi()?, l.bias.phi()?] {
-            kept += phi.iter().filter(|&&p| p > 0.5).count();
-            total += phi.len();
-        }
+    for g in net.groups() {
+        let phi = g.phi()?;
+        kept += phi.iter().filter(|&&p| p > 0.5).count();
+        total += phi.len();
     }
     Ok(kept as f64 / total.max(1) as f64)
 }
 
-/// The inputs with at least one first-layer edge of `phi > threshold`, in order.
+/// The inputs with at least one first-layer edge of `phi > threshold`, in order (with a conv
+/// front, the first fully connected layer's inputs: the front's features).
 pub fn selected_inputs(net: &SpikeSlabNet, threshold: f64) -> Result<Vec<usize>> {
     let l = &net.layers[0];
     let phi = l.weight.phi()?;

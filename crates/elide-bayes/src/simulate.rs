@@ -177,6 +177,7 @@ pub fn run_replicate(
         inputs: cfg.p,
         hidden: cfg.hidden.clone(),
         outputs: 1,
+        conv: None,
     };
     let samples = cfg.search.as_ref().map_or(1, |s| s.1);
     let mut settings =

@@ -229,6 +229,7 @@ pub fn run_point(
         inputs: p,
         hidden: cfg.student_hidden.clone(),
         outputs: 1,
+        conv: None,
     };
     let (net, _, lambda) = fit_structure(&train_set, arch, &settings, |_| {})?;
     let relevant: Vec<usize> = (0..cfg.relevant).collect();

@@ -114,11 +114,7 @@ pub fn train(
         };
         AdamW::new(vars, params)
     };
-    let thetas: Vec<Var> = net
-        .layers
-        .iter()
-        .flat_map(|l| [l.weight.theta.clone(), l.bias.theta.clone()])
-        .collect();
+    let thetas: Vec<Var> = net.groups().iter().map(|g| g.theta.clone()).collect();
     let ids: Vec<_> = thetas.iter().map(|v| v.as_tensor().id()).collect();
     let others: Vec<Var> = net
         .vars()

@@ -325,6 +325,83 @@ fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// A conv front on 8x8 images (a bright 2x2 spot in one of four quadrants = the class): fit,
+/// export, and `elide run` on the raw pixels classifies them; ONNX Runtime agrees.
+#[test]
+fn fit_idx_with_a_conv_front_exports_and_runs() {
+    let d = dir("idx-conv");
+    let n = 240;
+    let mut im = vec![0u8; n * 64];
+    let mut lb = vec![0u8; n];
+    let mut z = 7u64;
+    let mut next = || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (z >> 33) as usize
+    };
+    for i in 0..n {
+        let class = i % 4;
+        lb[i] = class as u8;
+        let (y0, x0) = ((class / 2) * 4 + next() % 3, (class % 2) * 4 + next() % 3);
+        let img = &mut im[i * 64..(i + 1) * 64];
+        img.iter_mut().for_each(|v| *v = (next() % 60) as u8);
+        for (y, x) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            img[(y0 + y) * 8 + x0 + x] = 255;
+        }
+    }
+    for (f, dims, data) in [
+        ("train-images-idx3-ubyte", vec![n as u32, 8, 8], &im),
+        ("train-labels-idx1-ubyte", vec![n as u32], &lb),
+        ("t10k-images-idx3-ubyte", vec![n as u32, 8, 8], &im),
+        ("t10k-labels-idx1-ubyte", vec![n as u32], &lb),
+    ] {
+        write_idx(&d.join(f), &dims, data);
+    }
+    let model = d.join("m.safetensors");
+    let out = elide(&[
+        "bayes", "fit", "--idx", d.to_str().unwrap(), "--conv", "4", "--layers", "1",
+        "--width", "8", "--epochs", "40", "--batch", "40", "--lr", "0.02", "--json", "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["conv"], serde_json::json!([4]));
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.8, "{r}");
+    let onnx = d.join("m.onnx");
+    let out = elide(&["bayes", "export", model.to_str().unwrap(), "--onnx", onnx.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("conv4-64-8-10 network"));
+    let x = ndarray::Array2::from_shape_fn((n, 64), |(i, j)| im[i * 64 + j] as f32);
+    let npy = d.join("x.npy");
+    ndarray_npy::write_npy(&npy, &x).unwrap();
+    let json = d.join("run.json");
+    let out = elide(&[
+        "run", onnx.to_str().unwrap(), "--input", npy.to_str().unwrap(), "--reps", "1", "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let probs: Vec<f64> = r["outputs"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(probs.len(), n * 10);
+    let correct = probs
+        .chunks(10)
+        .zip(&lb)
+        .filter(|(p, &l)| (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])) == Some(l as usize))
+        .count();
+    assert!(correct as f64 > 0.8 * n as f64, "exported model: {correct} of {n} right");
+    ort_agrees(&onnx, &npy, &probs);
+    // --conv needs image data and excludes the dense comparison.
+    let o = elide(&["bayes", "fit", "--idx", d.to_str().unwrap(), "--conv", "4", "--dense"]);
+    assert!(!o.status.success());
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// The real Fashion-MNIST files (scripts/fetch-data.sh), a short smoke run on 2,000 images.
 #[test]
 fn fit_idx_on_fashion_mnist() {

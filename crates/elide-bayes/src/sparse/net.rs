@@ -91,8 +91,20 @@ pub struct SparseNet {
 }
 
 impl SparseNet {
-    /// Export the network's median model (`phi > 0.5`) at the posterior means.
+    /// Export the network's median model (`phi > 0.5`) at the posterior means. A network
+    /// with a conv front is an error: its fully connected layers alone are
+    /// [`SparseNet::head_from_posterior`], its convs `SpikeSlabConv2d::posterior`.
     pub fn from_posterior(net: &SpikeSlabNet) -> Result<Self> {
+        if !net.convs.is_empty() {
+            return Err(BayesError::Config(
+                "the network has a conv front; SparseNet holds fully connected layers only".into(),
+            ));
+        }
+        Self::head_from_posterior(net)
+    }
+
+    /// The median model of the network's fully connected layers (after any conv front).
+    pub fn head_from_posterior(net: &SpikeSlabNet) -> Result<Self> {
         let last = net.layers.len() - 1;
         let layers = net
             .layers

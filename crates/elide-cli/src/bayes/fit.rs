@@ -9,7 +9,7 @@ use elide_bayes::predict::{predict as mc_predict, rmse};
 use elide_bayes::search::{fit_structure, search, Candidate, FitSettings, Grid};
 use elide_bayes::select::{density, selected_inputs};
 use elide_bayes::train::{EpochStats, TrainConfig};
-use elide_bayes::{io, Arch, Init, Likelihood, SpikeSlabNet};
+use elide_bayes::{io, Arch, Conv2dConfig, ConvFront, ConvStage, Init, Likelihood, SpikeSlabNet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -74,6 +74,11 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 10,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(super) elbo_samples: usize,
+    /// With --idx: a conv front before the hidden layers, one spike-and-slab 3x3 conv of
+    /// stride 2 and padding 1 (then ReLU) per entry, with that many output channels
+    /// (e.g. `--conv 8,16`).
+    #[arg(long, value_delimiter = ',', requires = "idx", conflicts_with_all = ["search", "dense"])]
+    pub(super) conv: Vec<usize>,
     /// Training epochs.
     #[arg(long, default_value_t = 500)]
     pub(super) epochs: usize,
@@ -143,11 +148,39 @@ pub(super) struct Fitted {
 
 /// The network `a` asks for on `data`: the fixed --layers x --width structure, or the one
 /// --search chooses (each candidate reported on stderr as it finishes).
+/// The conv front of `--conv` (3x3, stride 2, padding 1 per stage) over `image`.
+fn conv_front(channels: &[usize], image: Option<[usize; 3]>) -> Result<Option<ConvFront>> {
+    if channels.is_empty() {
+        return Ok(None);
+    }
+    let Some(image) = image else {
+        bail!("--conv needs image inputs (--idx)");
+    };
+    if channels.contains(&0) {
+        bail!("--conv channels must be at least 1, got {channels:?}");
+    }
+    let config = Conv2dConfig {
+        stride: [2, 2],
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let stages = channels
+        .iter()
+        .map(|&c| ConvStage {
+            channels: c,
+            kernel: [3, 3],
+            config,
+        })
+        .collect();
+    Ok(Some(ConvFront { image, stages }))
+}
+
 pub(super) fn fit_network(
     a: &FitArgs,
     data: &Dataset,
     outputs: usize,
     likelihood: Likelihood,
+    image: Option<[usize; 3]>,
 ) -> Result<Fitted> {
     let settings = FitSettings {
         likelihood,
@@ -164,6 +197,10 @@ pub(super) fn fit_network(
         },
         elbo_samples: a.elbo_samples,
     };
+    let conv = conv_front(&a.conv, image)?;
+    if conv.is_some() && a.restarts > 1 {
+        bail!("--restarts fits fully connected structures; not with --conv");
+    }
     if a.search || a.restarts > 1 {
         let grid = match a.search {
             true => Grid::new(a.search_layers.clone(), a.search_widths.clone())?,
@@ -191,7 +228,10 @@ pub(super) fn fit_network(
     if a.layers == 0 || a.width == 0 {
         bail!("--layers and --width must be at least 1");
     }
-    let arch = Arch::uniform(data.p, a.layers, a.width, outputs);
+    let arch = Arch {
+        conv,
+        ..Arch::uniform(data.p, a.layers, a.width, outputs)
+    };
     let bar = ProgressBar::new(a.epochs as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} epochs {msg}",
     )?);
@@ -244,7 +284,7 @@ pub fn fit(a: &FitArgs) -> Result<()> {
         history: hist,
         lambda,
         grid,
-    } = fit_network(a, &data, outputs, lik)?;
+    } = fit_network(a, &data, outputs, lik, None)?;
     let pred = mc_predict(&net, &data.x_tensor(DType::F32)?, 30, 0.95, a.seed ^ 7)?;
     let (train_rmse, train_accuracy) = match &data.targets {
         Targets::Values(v) => (

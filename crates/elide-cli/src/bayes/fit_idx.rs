@@ -30,6 +30,8 @@ struct IdxReport {
     train_rows: usize,
     test_rows: usize,
     inputs: usize,
+    /// Output channels of the conv front's stages (3x3, stride 2), if any.
+    conv: Vec<usize>,
     hidden: Vec<usize>,
     epochs: usize,
     batch: usize,
@@ -90,13 +92,16 @@ pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
     }
     let (train_set, test_set) = load_mnist_dir(dir)?;
     let train_set = truncate(train_set, a.train_limit)?;
+    // MNIST-style files hold square single-channel images.
+    let side = (train_set.p as f64).sqrt().round() as usize;
+    let image = (side * side == train_set.p).then_some([1, side, side]);
     let t0 = Instant::now();
     let Fitted {
         net,
         history: hist,
         lambda,
         grid,
-    } = fit_network(a, &train_set, 10, Likelihood::Categorical)?;
+    } = fit_network(a, &train_set, 10, Likelihood::Categorical, image)?;
     let arch = net.arch.clone();
     let cfg = TrainConfig {
         epochs: a.epochs,
@@ -146,6 +151,7 @@ pub fn fit_idx(a: &FitArgs, dir: &Path) -> Result<()> {
         train_rows: train_set.n,
         test_rows: test_set.n,
         inputs: train_set.p,
+        conv: a.conv.clone(),
         hidden: arch.hidden.clone(),
         search: grid,
         epochs: a.epochs,

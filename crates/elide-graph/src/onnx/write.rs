@@ -38,6 +38,16 @@ pub fn attr_int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
+/// An integer-list attribute.
+pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::INTS,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// A float attribute.
 pub fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
@@ -116,6 +126,29 @@ impl ModelWriter {
             name: name.into(),
             dims: dims.iter().map(|&d| d as i64).collect(),
             data_type: data_type::FLOAT,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        Ok(self)
+    }
+
+    /// An int64 constant (shapes, axes); `data` must hold the product of `dims` values.
+    pub fn initializer_i64(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        data: &[i64],
+    ) -> Result<&mut Self> {
+        if data.len() != dims.iter().product::<usize>() {
+            return Err(GraphError::Model(format!(
+                "initializer {name}: {} values for shape {dims:?}",
+                data.len()
+            )));
+        }
+        self.graph.initializer.push(TensorProto {
+            name: name.into(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::INT64,
             raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ..Default::default()
         });
