@@ -2,8 +2,8 @@
 //! (`layer{i}.{weight,bias}.{mu,rho,theta}`, a conv front's `conv{i}.{weight,bias}.{...}`, and
 //! `log_noise`) and a JSON description beside it (`MODEL.json` for `MODEL.safetensors`) with
 //! the shape, prior, likelihood and caller metadata.
-use crate::error::{BayesError, Result};
 use crate::conv::SpikeSlabConv2d;
+use crate::error::{BayesError, Result};
 use crate::layer::{Group, SpikeSlabLinear};
 use crate::net::{Arch, Likelihood, SpikeSlabNet};
 use crate::prior::Prior;

@@ -57,8 +57,15 @@ fn conv_net(n: usize, seed: u64) -> SpikeSlabNet {
     };
     let lambda = theory_lambda(arch.theory_sizes(n), 0.1).unwrap();
     let prior = Prior::new(lambda, 1.3).unwrap();
-    SpikeSlabNet::new(arch, prior, Likelihood::Categorical, &Init::default(), seed, DType::F32)
-        .unwrap()
+    SpikeSlabNet::new(
+        arch,
+        prior,
+        Likelihood::Categorical,
+        &Init::default(),
+        seed,
+        DType::F32,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -68,7 +75,11 @@ fn geometry_and_kl_cover_the_front() {
     // 4 channels of 4x4 after the stride-2 stage: 64 features into the hidden layer.
     assert_eq!(net.arch.sizes(), vec![64, 8, 2]);
     assert_eq!(net.arch.params(), 4 * 9 + 4 + 64 * 8 + 8 + 8 * 2 + 2);
-    let parts: f64 = net.convs[0].kl(&net.prior).unwrap().to_scalar::<f32>().unwrap() as f64
+    let parts: f64 = net.convs[0]
+        .kl(&net.prior)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64
         + net
             .layers
             .iter()
@@ -98,13 +109,20 @@ fn learns_planted_spots_and_round_trips() {
     let Targets::Labels(labels) = &test.targets else {
         unreachable!()
     };
-    let acc = pr.classes().iter().zip(labels).filter(|(a, b)| **a == **b as usize).count()
-        as f64
+    let acc = pr
+        .classes()
+        .iter()
+        .zip(labels)
+        .filter(|(a, b)| **a == **b as usize)
+        .count() as f64
         / labels.len() as f64;
     assert!(acc > 0.9, "test accuracy {acc}");
     // The conv kernels' gates are trained too: some are pruned.
     let conv_phi = net.convs[0].phi().unwrap();
-    assert!(conv_phi.iter().any(|&p| p < 0.5), "no conv weight pruned: {conv_phi:?}");
+    assert!(
+        conv_phi.iter().any(|&p| p < 0.5),
+        "no conv weight pruned: {conv_phi:?}"
+    );
     assert!(density(&net).unwrap() < 0.9);
 
     let dir = std::env::temp_dir().join(format!("elide-conv-net-{}", std::process::id()));
@@ -114,7 +132,10 @@ fn learns_planted_spots_and_round_trips() {
     let (back, desc) = io::load(&path).unwrap();
     assert_eq!(desc.arch, net.arch);
     assert_eq!(back.convs[0].phi().unwrap(), conv_phi);
-    assert_eq!(back.convs[0].weight.mu().unwrap(), net.convs[0].weight.mu().unwrap());
+    assert_eq!(
+        back.convs[0].weight.mu().unwrap(),
+        net.convs[0].weight.mu().unwrap()
+    );
     let again = predict(&back, &x, 10, 0.9, 5).unwrap();
     assert_eq!(again.mean, pr.mean);
     std::fs::remove_dir_all(&dir).ok();
@@ -124,7 +145,14 @@ fn learns_planted_spots_and_round_trips() {
 fn bad_fronts_are_config_errors() {
     let prior = Prior::new(0.1, 1.0).unwrap();
     let make = |arch: Arch| {
-        SpikeSlabNet::new(arch, prior, Likelihood::Categorical, &Init::default(), 1, DType::F32)
+        SpikeSlabNet::new(
+            arch,
+            prior,
+            Likelihood::Categorical,
+            &Init::default(),
+            1,
+            DType::F32,
+        )
     };
     // The image does not match the inputs.
     let wrong = Arch {

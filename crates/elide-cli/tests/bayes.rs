@@ -360,27 +360,67 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
     }
     let model = d.join("m.safetensors");
     let out = elide(&[
-        "bayes", "fit", "--idx", d.to_str().unwrap(), "--conv", "4", "--layers", "1",
-        "--width", "8", "--epochs", "40", "--batch", "40", "--lr", "0.02", "--json", "--out",
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--conv",
+        "4",
+        "--layers",
+        "1",
+        "--width",
+        "8",
+        "--epochs",
+        "40",
+        "--batch",
+        "40",
+        "--lr",
+        "0.02",
+        "--json",
+        "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["conv"], serde_json::json!([4]));
     assert!(r["test_accuracy"].as_f64().unwrap() > 0.8, "{r}");
     let onnx = d.join("m.onnx");
-    let out = elide(&["bayes", "export", model.to_str().unwrap(), "--onnx", onnx.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = elide(&[
+        "bayes",
+        "export",
+        model.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("conv4-64-8-10 network"));
     let x = ndarray::Array2::from_shape_fn((n, 64), |(i, j)| im[i * 64 + j] as f32);
     let npy = d.join("x.npy");
     ndarray_npy::write_npy(&npy, &x).unwrap();
     let json = d.join("run.json");
     let out = elide(&[
-        "run", onnx.to_str().unwrap(), "--input", npy.to_str().unwrap(), "--reps", "1", "--json",
+        "run",
+        onnx.to_str().unwrap(),
+        "--input",
+        npy.to_str().unwrap(),
+        "--reps",
+        "1",
+        "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let probs: Vec<f64> = r["outputs"][0]["values"]
         .as_array()
@@ -394,10 +434,21 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         .zip(&lb)
         .filter(|(p, &l)| (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])) == Some(l as usize))
         .count();
-    assert!(correct as f64 > 0.8 * n as f64, "exported model: {correct} of {n} right");
+    assert!(
+        correct as f64 > 0.8 * n as f64,
+        "exported model: {correct} of {n} right"
+    );
     ort_agrees(&onnx, &npy, &probs);
     // --conv needs image data and excludes the dense comparison.
-    let o = elide(&["bayes", "fit", "--idx", d.to_str().unwrap(), "--conv", "4", "--dense"]);
+    let o = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--conv",
+        "4",
+        "--dense",
+    ]);
     assert!(!o.status.success());
     std::fs::remove_dir_all(&d).ok();
 }

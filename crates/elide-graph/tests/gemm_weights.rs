@@ -52,7 +52,14 @@ fn close(a: &[f32], b: &[f32], what: &str) {
 fn gemm_rewrite_equals_the_dense_graph() {
     let mut r = SplitMix64::new(1);
     let (k, n) = (61, 37);
-    let biases: [Option<Vec<usize>>; 4] = [Some(vec![n]), Some(vec![1, n]), Some(vec![1]), None];
+    let biases: [Option<Vec<usize>>; 6] = [
+        Some(vec![n]),
+        Some(vec![1, n]),
+        Some(vec![1]),
+        Some(vec![1, 1]),
+        Some(vec![]),
+        None,
+    ];
     for density in [0.03f32, 0.08] {
         for trans_b in [false, true] {
             for bias in &biases {
@@ -120,6 +127,12 @@ fn rewrite_fuses_relu_and_chooses_by_batch() {
         assert_eq!(s.layer.weight.nnz(), nnz);
         assert_eq!(s.uses_csr(1), one_row_csr, "density {density}");
         assert!(s.uses_csr(2));
+        // Dense weights are kept only where a batch can still run on them.
+        let w = g.value("w").unwrap();
+        assert_eq!(g.constants.contains_key(&w), !one_row_csr);
+        assert_eq!(g.nodes[0].inputs[1].is_some(), !one_row_csr);
+        let x = Value::f32(&[1, 500], vec![0.5; 500]).unwrap();
+        assert_eq!(g.run(vec![x]).unwrap()[0].shape(), [1, 400]);
     }
 }
 
@@ -138,9 +151,13 @@ fn matmul_3d_and_what_is_not_rewritten() {
     let bytes = m.to_bytes();
     let x = Value::f32(&[2, 3, k], r.vec(6 * k, -1.0, 1.0)).unwrap();
     let (want, shape, _) = run(&bytes, false, &x);
-    // Force the CSR path whatever the sparsity drawn.
+    // Rewritten, and 6 rows run in CSR.
     let mut g = onnx::from_bytes(&bytes).unwrap();
     assert_eq!(sparse_weights(&mut g, 0.0), 1);
+    let Op::SparseLinear(s) = &g.nodes[0].op else {
+        panic!("not rewritten")
+    };
+    assert!(s.uses_csr(6), "sparsity {}", s.sparsity());
     let y = g.run(vec![x.clone()]).unwrap().remove(0);
     assert_eq!(y.shape(), shape.as_slice());
     close(
@@ -165,7 +182,12 @@ fn matmul_3d_and_what_is_not_rewritten() {
     m.node("MatMul", &["x", "w"], &["a"], vec![]);
     m.node("Gemm", &["x", "z", "c"], &["b"], vec![]);
     m.node("Gemm", &["x", "z"], &["d"], vec![attr_int("transA", 1)]);
-    m.output("a", &[]).output("b", &[]).output("d", &[]);
+    m.output_unshaped("a")
+        .output_unshaped("b")
+        .output_unshaped("d");
+    m.initializer("c3", &[1, 1, n], &vec![1.0; n]).unwrap();
+    m.node("Gemm", &["x", "z", "c3"], &["e"], vec![]);
+    m.output_unshaped("e");
     let mut g = onnx::from_bytes(&m.to_bytes()).unwrap();
     assert_eq!(sparse_weights(&mut g, 0.5), 0);
 }
@@ -178,14 +200,14 @@ fn wrong_input_width_is_an_error() {
     m.input("x", &[Dim::Named("N".into()), Dim::Named("K".into())]);
     m.initializer("w", &[8, 3], &[0.0; 24]).unwrap();
     m.node("MatMul", &["x", "w"], &["y"], vec![]);
-    m.output("y", &[]);
+    m.output_unshaped("y");
     let mut g = onnx::from_bytes(&m.to_bytes()).unwrap();
     assert_eq!(sparse_weights(&mut g, 0.9), 1);
     let err = g
         .run(vec![Value::f32(&[2, 7], vec![0.0; 14]).unwrap()])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("MatMul") || err.contains("y"), "{err}");
+    assert!(err.contains("MatMul") && err.contains("node 'y'"), "{err}");
     assert!(err.contains("8 inputs"), "{err}");
 }
 
@@ -217,7 +239,7 @@ fn transposed_gemm_weights_are_stored_row_major() {
         vec![attr_int("transB", 1), attr_float("alpha", 0.5)],
     );
     m.node("Gemm", &["x2", "w"], &["z"], vec![]);
-    m.output("y", &[]).output("z", &[]);
+    m.output_unshaped("y").output_unshaped("z");
     let bytes = m.to_bytes();
     let ins = vec![
         Value::f32(&[rows, k], r.vec(rows * k, -1.0, 1.0)).unwrap(),
@@ -239,6 +261,39 @@ fn transposed_gemm_weights_are_stored_row_major() {
             &a.iter().copied().collect::<Vec<_>>(),
             &b.iter().copied().collect::<Vec<_>>(),
             "pretransposed",
+        );
+    }
+}
+
+/// Two transB Gemms sharing one weight get one transposed copy, and the original goes when
+/// nothing else reads it.
+#[test]
+fn shared_transposed_weights_are_copied_once() {
+    let mut r = SplitMix64::new(6);
+    let (k, n) = (5, 4);
+    let mut m = ModelWriter::new("t", 13);
+    m.input("x", &[Dim::Fixed(2), Dim::Fixed(k)]);
+    m.initializer("w", &[n, k], &r.vec(n * k, -1.0, 1.0))
+        .unwrap();
+    m.node("Gemm", &["x", "w"], &["y"], vec![attr_int("transB", 1)]);
+    m.node("Gemm", &["x", "w"], &["z"], vec![attr_int("transB", 1)]);
+    m.output_unshaped("y").output_unshaped("z");
+    let bytes = m.to_bytes();
+    let x = vec![Value::f32(&[2, k], r.vec(2 * k, -1.0, 1.0)).unwrap()];
+    let plain = onnx::from_bytes(&bytes).unwrap().run(x.clone()).unwrap();
+    let mut g = onnx::from_bytes(&bytes).unwrap();
+    let before = g.constants.len();
+    assert_eq!(pretranspose_gemm_weights(&mut g), 2);
+    assert_eq!(g.nodes[0].inputs[1], g.nodes[1].inputs[1]);
+    assert_eq!(g.constants.len(), before, "one copy replaced the original");
+    assert!(!g.constants.contains_key(&g.value("w").unwrap()));
+    let got = g.run(x).unwrap();
+    for (a, b) in got.iter().zip(&plain) {
+        let (a, b) = (a.as_f32().unwrap(), b.as_f32().unwrap());
+        close(
+            &a.iter().copied().collect::<Vec<_>>(),
+            &b.iter().copied().collect::<Vec<_>>(),
+            "shared",
         );
     }
 }

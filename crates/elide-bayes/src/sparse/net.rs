@@ -140,14 +140,14 @@ impl SparseNet {
                 x.len()
             )));
         }
-        let mut h = transpose(x, n, p);
+        let mut h = transpose(x, n, p)?;
         for l in &self.layers {
             let mut out = vec![0.0; l.weight.rows * n];
             l.forward(&h, n, &mut out)?;
             h = out;
         }
         let k = self.layers.last().map_or(0, |l| l.weight.rows);
-        Ok(transpose(&h, k, n))
+        Ok(transpose(&h, k, n)?)
     }
 
     /// Fraction of weights (not biases) that are not stored.

@@ -77,10 +77,18 @@ fn layer_graph(s: &SparseLayer) -> Result<Graph> {
     Ok(g)
 }
 
-/// Max |a - b| over max |b|.
+/// Max |a - b| over max |b|; NaN when any difference is NaN (`f32::max` would skip it).
 fn rel_err(a: impl Iterator<Item = f32>, b: &[f32]) -> f64 {
     let scale = b.iter().fold(0f32, |s, v| s.max(v.abs())).max(1e-30);
-    (a.zip(b).fold(0f32, |e, (x, y)| e.max((x - y).abs())) / scale) as f64
+    let worst = a.zip(b).fold(0f32, |e, (x, y)| {
+        let d = (x - y).abs();
+        if d.is_nan() || e.is_nan() {
+            f32::NAN
+        } else {
+            e.max(d)
+        }
+    });
+    (worst / scale) as f64
 }
 
 /// Runs the benchmark.
@@ -128,7 +136,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         });
         for &b in &a.batch {
             let x: Vec<f32> = (0..k * b).map(|_| r.normal() as f32).collect();
-            let x_rows = Value::f32(&[b, k], elide::kernels::csr::transpose(&x, k, b))?;
+            let x_rows = Value::f32(&[b, k], elide::kernels::csr::transpose(&x, k, b)?)?;
             for &t in &a.threads {
                 let pool = super::pool(t)?;
                 let (mut yd, mut ys) = (vec![0.0f32; m * b], vec![0.0f32; m * b]);

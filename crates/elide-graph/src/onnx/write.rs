@@ -101,9 +101,19 @@ impl ModelWriter {
         self
     }
 
-    /// A float graph output (produced by some node).
+    /// A float graph output (produced by some node); `&[]` declares a scalar.
     pub fn output(&mut self, name: &str, dims: &[Dim]) -> &mut Self {
         self.graph.output.push(value_info(name, dims));
+        self
+    }
+
+    /// A float graph output whose shape is not declared (left to the runtime's inference).
+    pub fn output_unshaped(&mut self, name: &str) -> &mut Self {
+        let mut v = value_info(name, &[]);
+        if let Some(t) = v.r#type.as_mut().and_then(|t| t.tensor_type.as_mut()) {
+            t.shape = None;
+        }
+        self.graph.output.push(v);
         self
     }
 

@@ -78,8 +78,12 @@ fn layer_equals_the_naive_product_on_odd_shapes() {
                 );
             }
             // Row-major in and out.
-            let rows = l.forward_rows(&transpose(&x, k, n), n).unwrap();
-            close(&rows, &transpose(&want, m, n), &format!("rows, case {i}"));
+            let rows = l.forward_rows(&transpose(&x, k, n).unwrap(), n).unwrap();
+            close(
+                &rows,
+                &transpose(&want, m, n).unwrap(),
+                &format!("rows, case {i}"),
+            );
         }
     }
 }
@@ -97,12 +101,9 @@ fn bad_buffers_and_indices_are_errors() {
     bad.bias.pop();
     assert!(bad.forward(&[0.0; 12], 2, &mut y).is_err());
     let mut bad = l.clone();
-    if let Some(c) = bad.weight.indices.first_mut() {
-        *c = 6;
-    }
-    if bad.weight.nnz() > 0 {
-        assert!(bad.forward(&[0.0; 12], 2, &mut y).is_err());
-    }
+    assert!(bad.weight.nnz() > 0, "the seed draws some weights");
+    bad.weight.indices[0] = 6;
+    assert!(bad.forward(&[0.0; 12], 2, &mut y).is_err());
     assert!(CsrMatrix::from_nonzeros(&[1.0; 5], 2, 3).is_err());
 }
 
@@ -131,11 +132,29 @@ fn transpose_moves_every_element_on_ragged_shapes() {
         (1024, 64),
     ] {
         let a: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
-        let t = transpose(&a, r, c);
+        let t = transpose(&a, r, c).unwrap();
         for i in 0..r {
             for j in 0..c {
                 assert_eq!(t[j * r + i], a[i * c + j], "{r} x {c} at ({i}, {j})");
             }
         }
     }
+}
+
+#[test]
+fn transpose_refuses_wrong_or_overflowing_sizes() {
+    assert!(transpose(&[1.0; 3], 2, 2).is_err());
+    let mut t = [0.0; 4];
+    assert!(transpose_into(&[1.0; 4], 2, 2, &mut t[..3]).is_err());
+    // r * c overflows usize: an error, not a wrapped bound.
+    assert!(transpose_into(&[], 1 << 33, 1 << 31, &mut []).is_err());
+    let l = CsrLinear {
+        weight: CsrMatrix::from_nonzeros(&[1.0; 4], 2, 2).unwrap(),
+        bias: vec![0.0; 2],
+        relu: false,
+    };
+    let mut y = [0.0; 4];
+    assert!(l
+        .forward_rows_into(&[], usize::MAX / 2 + 1, [&mut [], &mut []], &mut y)
+        .is_err());
 }
