@@ -181,12 +181,12 @@ pub(super) fn to_onnx(net: &SpikeSlabNet, meta: &Meta) -> Result<Vec<u8>> {
         }
     }
     let k = layers.last().map_or(0, |l| l.rows);
-    let name = if meta.target_scale.is_some() {
-        m.node("Identity", &[&prev], &["y"], vec![]);
-        "y"
-    } else {
+    let name = if matches!(net.likelihood, elide_bayes::Likelihood::Categorical) {
         m.node("Softmax", &[&prev], &["probs"], vec![attr_int("axis", 1)]);
         "probs"
+    } else {
+        m.node("Identity", &[&prev], &["y"], vec![]);
+        "y"
     };
     m.output(name, &[batch(), Dim::Fixed(k)]);
     Ok(m.to_bytes())
