@@ -108,6 +108,38 @@ pub fn output_size(c: &Conv2dConfig, kernel: [usize; 2], [h, w]: [usize; 2]) -> 
     Ok(out)
 }
 
+/// `x` (`[n, c, h, w]`) convolved with an OIHW `kernel` (of spatial size `kernel_hw`) under
+/// `c`, plus the optional per-channel `bias`, through candle's conv2d (explicit zero padding and
+/// a crop where candle's own padding would not do; see the module doc). Shapes are the
+/// caller's to check.
+pub fn conv2d(
+    c: &Conv2dConfig,
+    kernel_hw: [usize; 2],
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let [oh, ow] = output_size(c, kernel_hw, [h, w])?;
+    let (s, d) = (c.stride[0], c.dilation[0]);
+    let [ph, pw] = c.padding;
+    // The extent of the padded input that the conv reads on each axis.
+    let used_h = (oh - 1) * s + d * (kernel_hw[0] - 1) + 1;
+    let used_w = (ow - 1) * s + d * (kernel_hw[1] - 1) + 1;
+    let y = if ph == pw && used_h == h + 2 * ph && used_w == w + 2 * pw {
+        x.conv2d(kernel, ph, s, d, c.groups)?
+    } else {
+        let xp = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
+        xp.narrow(2, 0, used_h)?
+            .narrow(3, 0, used_w)?
+            .conv2d(kernel, 0, s, d, c.groups)?
+    };
+    Ok(match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
+        None => y,
+    })
+}
+
 /// A spike-and-slab 2-D convolution.
 #[derive(Debug)]
 pub struct SpikeSlabConv2d {
@@ -212,7 +244,7 @@ impl SpikeSlabConv2d {
         kernel: &Tensor,
         bias: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let [oh, ow] = self.check_input(x)?;
+        self.check_input(x)?;
         let bias_ok = bias.is_none_or(|b| b.dims() == [self.out_channels]);
         if kernel.dims() != self.weight.mu.dims() || !bias_ok {
             return Err(BayesError::Data(format!(
@@ -223,26 +255,7 @@ impl SpikeSlabConv2d {
                 self.out_channels
             )));
         }
-        let (_, _, h, w) = x.dims4()?;
-        let c = &self.config;
-        let (s, d) = (c.stride[0], c.dilation[0]);
-        let [ph, pw] = c.padding;
-        // The extent of the padded input that the conv reads on each axis.
-        let used_h = (oh - 1) * s + d * (self.kernel[0] - 1) + 1;
-        let used_w = (ow - 1) * s + d * (self.kernel[1] - 1) + 1;
-        let y = if ph == pw && used_h == h + 2 * ph && used_w == w + 2 * pw {
-            x.conv2d(kernel, ph, s, d, c.groups)?
-        } else {
-            // Explicit zero padding and a crop to what the conv reads (see the module doc).
-            let xp = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
-            xp.narrow(2, 0, used_h)?
-                .narrow(3, 0, used_w)?
-                .conv2d(kernel, 0, s, d, c.groups)?
-        };
-        Ok(match bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, self.out_channels, 1, 1))?)?,
-            None => y,
-        })
+        conv2d(&self.config, self.kernel, x, kernel, bias)
     }
 
     /// Checks `x` (rank 4, `in_channels` channels, the layer's dtype, large enough) and returns

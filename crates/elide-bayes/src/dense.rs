@@ -1,7 +1,8 @@
 //! The dense baseline of a [`SpikeSlabNet`](crate::SpikeSlabNet): the same ReLU architecture
 //! with ordinary weights, initialised like the slab means (`U(-mu_range, mu_range)`), trained
 //! the same way (Adam, the same learning rate, batches and epochs, the summed minibatch negative
-//! log-likelihood) but with no prior and no KL. Used to compare accuracy and sparsity.
+//! log-likelihood) but with no prior and no KL. Used to compare accuracy and sparsity. A conv
+//! front ([`Arch::conv`]) becomes dense convs (kernel and bias) with the same geometry.
 use crate::data::{Dataset, Targets};
 use crate::error::{BayesError, Result};
 use crate::layer::Init;
@@ -18,6 +19,8 @@ pub struct DenseNet {
     pub arch: Arch,
     /// Per layer, weights `[inputs, outputs]` and biases `[outputs]`.
     pub layers: Vec<(Var, Var)>,
+    /// The conv front's OIHW kernels and optional biases, in order (empty without one).
+    pub convs: Vec<(Var, Option<Var>)>,
     /// The likelihood (a Gaussian's noise is fixed, never learned, here).
     pub likelihood: Likelihood,
 }
@@ -25,38 +28,83 @@ pub struct DenseNet {
 impl DenseNet {
     /// A network initialised like the spike-and-slab means.
     pub fn new(arch: Arch, likelihood: Likelihood, init: &Init, seed: u64) -> Result<Self> {
-        if arch.conv.is_some() {
-            return Err(crate::error::BayesError::Config(
-                "the dense baseline is fully connected only (no conv front)".into(),
-            ));
-        }
         let mut rng = Rng::new(seed);
+        let mut u = |shape: &[usize]| -> Result<Var> {
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|_| rng.range(-init.mu_range, init.mu_range) as f32)
+                .collect();
+            Ok(Var::from_tensor(&Tensor::from_vec(
+                v,
+                shape,
+                &Device::Cpu,
+            )?)?)
+        };
+        let mut convs = Vec::new();
+        if let Some(front) = &arch.conv {
+            if front.image.iter().product::<usize>() != arch.inputs || front.stages.is_empty() {
+                return Err(BayesError::Config(format!(
+                    "a conv front over {:?} images needs {} inputs and a stage",
+                    front.image, arch.inputs
+                )));
+            }
+            front.shapes()?;
+            let mut cin = front.image[0];
+            for st in &front.stages {
+                let g = st.config.groups.max(1);
+                if !cin.is_multiple_of(g) || !st.channels.is_multiple_of(g) {
+                    return Err(BayesError::Config(format!(
+                        "conv {cin} -> {} channels cannot be split into {g} groups",
+                        st.channels
+                    )));
+                }
+                let w = u(&[st.channels, cin / g, st.kernel[0], st.kernel[1]])?;
+                let b = if st.config.bias {
+                    Some(u(&[st.channels])?)
+                } else {
+                    None
+                };
+                convs.push((w, b));
+                cin = st.channels;
+            }
+        }
         let sizes = arch.sizes();
         let mut layers = Vec::new();
         for w in sizes.windows(2) {
             let (i, o) = (w[0], w[1]);
-            let mut u = |n: usize, shape: &[usize]| -> Result<Var> {
-                let v: Vec<f32> = (0..n)
-                    .map(|_| rng.range(-init.mu_range, init.mu_range) as f32)
-                    .collect();
-                Ok(Var::from_tensor(&Tensor::from_vec(
-                    v,
-                    shape,
-                    &Device::Cpu,
-                )?)?)
-            };
-            layers.push((u(i * o, &[i, o])?, u(o, &[o])?));
+            layers.push((u(&[i, o])?, u(&[o])?));
         }
         Ok(Self {
             arch,
             layers,
+            convs,
             likelihood,
         })
+    }
+
+    /// Every variable: the conv front's, then the fully connected layers'.
+    pub fn vars(&self) -> Vec<Var> {
+        let mut v: Vec<Var> = Vec::new();
+        for (w, b) in &self.convs {
+            v.push(w.clone());
+            v.extend(b.clone());
+        }
+        v.extend(self.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]));
+        v
     }
 
     /// The network on `x` (`[n, inputs]`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.to_dtype(DType::F32)?;
+        if let Some(front) = &self.arch.conv {
+            let [c, hh, ww] = front.image;
+            h = h.reshape((h.dim(0)?, c, hh, ww))?;
+            for ((w, b), st) in self.convs.iter().zip(&front.stages) {
+                let b = b.as_ref().map(|b| b.as_tensor());
+                h = crate::conv::conv2d(&st.config, st.kernel, &h, w.as_tensor(), b)?.relu()?;
+            }
+            h = h.flatten_from(1)?;
+        }
         for (k, (w, b)) in self.layers.iter().enumerate() {
             h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
             if k + 1 < self.layers.len() {
@@ -88,12 +136,10 @@ impl DenseNet {
     /// Fraction of exactly-zero weights and biases (a trained dense net has none).
     pub fn density(&self) -> Result<f64> {
         let (mut nz, mut all) = (0usize, 0usize);
-        for (w, b) in &self.layers {
-            for t in [w.as_tensor(), b.as_tensor()] {
-                let v = t.flatten_all()?.to_vec1::<f32>()?;
-                nz += v.iter().filter(|&&x| x != 0.0).count();
-                all += v.len();
-            }
+        for var in self.vars() {
+            let v = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            nz += v.iter().filter(|&&x| x != 0.0).count();
+            all += v.len();
         }
         Ok(nz as f64 / all.max(1) as f64)
     }
@@ -116,11 +162,7 @@ pub fn train_dense(
             data.p, net.arch.inputs
         )));
     }
-    let vars: Vec<Var> = net
-        .layers
-        .iter()
-        .flat_map(|(w, b)| [w.clone(), b.clone()])
-        .collect();
+    let vars = net.vars();
     let params = ParamsAdamW {
         lr: cfg.lr,
         weight_decay: 0.0,

@@ -2,6 +2,7 @@
 //! bad geometry as errors.
 use candle_core::DType;
 use elide_bayes::conv::Conv2dConfig;
+use elide_bayes::dense::{dense_accuracy, train_dense, DenseNet};
 use elide_bayes::net::{ConvFront, ConvStage};
 use elide_bayes::predict::predict;
 use elide_bayes::prior::theory_lambda;
@@ -180,4 +181,26 @@ fn bad_fronts_are_config_errors() {
         ..Arch::uniform(64, 1, 8, 2)
     })
     .is_err());
+}
+
+/// The dense baseline with the same conv front learns the same problem.
+#[test]
+fn dense_baseline_with_a_conv_front() {
+    let arch = Arch {
+        conv: Some(front()),
+        ..Arch::uniform(SIDE * SIDE, 1, 8, 2)
+    };
+    let net = DenseNet::new(arch, Likelihood::Categorical, &Init::default(), 3).unwrap();
+    assert_eq!(net.convs.len(), 1);
+    assert_eq!(net.vars().len(), 2 + 4);
+    let cfg = TrainConfig {
+        epochs: 40,
+        batch_size: 50,
+        lr: 1e-2,
+        ..Default::default()
+    };
+    train_dense(&net, &spots(400, 2), &cfg, |_, _| {}).unwrap();
+    let acc = dense_accuracy(&net, &spots(300, 4)).unwrap();
+    assert!(acc > 0.9, "test accuracy {acc}");
+    assert!(net.density().unwrap() > 0.99);
 }

@@ -439,7 +439,35 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         "exported model: {correct} of {n} right"
     );
     ort_agrees(&onnx, &npy, &probs);
-    // --conv needs image data and excludes the dense comparison.
+    // The dense baseline with the same conv front runs beside it.
+    let out = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--conv",
+        "4",
+        "--layers",
+        "1",
+        "--width",
+        "8",
+        "--epochs",
+        "2",
+        "--batch",
+        "40",
+        "--dense",
+        "--json",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["dense"]["test_accuracy"].as_f64().is_some(), "{r}");
+    // --conv does not combine with the structure search, nor with CSV data.
     let o = elide(&[
         "bayes",
         "fit",
@@ -447,7 +475,11 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         d.to_str().unwrap(),
         "--conv",
         "4",
-        "--dense",
+        "--search",
+    ]);
+    assert!(!o.status.success());
+    let o = elide(&[
+        "bayes", "fit", "--data", "x.csv", "--target", "y", "--conv", "4",
     ]);
     assert!(!o.status.success());
     std::fs::remove_dir_all(&d).ok();

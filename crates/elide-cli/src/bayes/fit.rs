@@ -77,7 +77,12 @@ pub struct FitArgs {
     /// With --idx: a conv front before the hidden layers, one spike-and-slab 3x3 conv of
     /// stride 2 and padding 1 (then ReLU) per entry, with that many output channels
     /// (e.g. `--conv 8,16`).
-    #[arg(long, value_delimiter = ',', requires = "idx", conflicts_with_all = ["search", "dense"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "idx",
+        conflicts_with = "search"
+    )]
     pub(super) conv: Vec<usize>,
     /// Training epochs.
     #[arg(long, default_value_t = 500)]
