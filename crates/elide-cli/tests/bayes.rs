@@ -33,6 +33,66 @@ fn write_csv(path: &Path, rows: usize) {
     std::fs::write(path, s).unwrap();
 }
 
+/// `elide bayes export MODEL`, then `elide run` on `x`: the export's summary line, the first
+/// output's name and shape, its values, and the paths of the ONNX file and the input `.npy`.
+struct Served {
+    summary: String,
+    output: serde_json::Value,
+    values: Vec<f64>,
+    onnx: PathBuf,
+    npy: PathBuf,
+}
+
+fn export_and_run(d: &Path, model: &Path, x: &ndarray::Array2<f32>) -> Served {
+    let onnx = d.join("m.onnx");
+    let out = elide(&[
+        "bayes",
+        "export",
+        model.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
+    let npy = d.join("x.npy");
+    ndarray_npy::write_npy(&npy, x).unwrap();
+    let json = d.join("run.json");
+    let out = elide(&[
+        "run",
+        onnx.to_str().unwrap(),
+        "--input",
+        npy.to_str().unwrap(),
+        "--reps",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let output = r["outputs"][0].clone();
+    let values = output["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    Served {
+        summary,
+        output,
+        values,
+        onnx,
+        npy,
+    }
+}
+
 /// ONNX Runtime (when python3 can import it) gives the same outputs as `elide run` on the
 /// exported model: the writer makes a model a standard runtime reads the same way.
 fn ort_agrees(onnx: &Path, npy: &Path, elide_values: &[f64]) {
@@ -130,21 +190,6 @@ fn fit_then_predict_regression() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("RMSE"));
 
     // Export to ONNX; `elide run` on raw (unstandardised) rows answers in y's units.
-    let onnx = d.join("m.onnx");
-    let out = elide(&[
-        "bayes",
-        "export",
-        model.to_str().unwrap(),
-        "--onnx",
-        onnx.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Inputs: every column but the target (a, b, c, d, label).
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5-4-1 network"));
     let text = std::fs::read_to_string(&csv).unwrap();
     let rows: Vec<Vec<f32>> = text
         .lines()
@@ -152,43 +197,21 @@ fn fit_then_predict_regression() {
         .take(50)
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
         .collect();
+    // Inputs: every column but the target (a, b, c, d, label).
     let x = ndarray::Array2::from_shape_fn((rows.len(), 5), |(i, j)| rows[i][[0, 1, 2, 3, 5][j]]);
-    let npy = d.join("x.npy");
-    ndarray_npy::write_npy(&npy, &x).unwrap();
-    let json = d.join("run.json");
-    let out = elide(&[
-        "run",
-        onnx.to_str().unwrap(),
-        "--input",
-        npy.to_str().unwrap(),
-        "--reps",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let y = &r["outputs"][0];
-    assert_eq!(y["name"], "y", "{y}");
-    assert_eq!(y["shape"], serde_json::json!([50, 1]));
-    let pred: Vec<f64> = y["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let mse = pred
+    let s = export_and_run(&d, &model, &x);
+    assert!(s.summary.contains("5-4-1 network"), "{}", s.summary);
+    assert_eq!(s.output["name"], "y", "{}", s.output);
+    assert_eq!(s.output["shape"], serde_json::json!([50, 1]));
+    let mse = s
+        .values
         .iter()
         .zip(&rows)
         .map(|(p, r)| (p - r[4] as f64).powi(2))
         .sum::<f64>()
         / 50.0;
     assert!(mse.sqrt() < 0.5, "exported model's RMSE {}", mse.sqrt());
-    ort_agrees(&onnx, &npy, &pred);
+    ort_agrees(&s.onnx, &s.npy, &s.values);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -241,6 +264,20 @@ fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
     std::fs::write(path, b).unwrap();
 }
 
+/// The four MNIST-style files in `d`: `side x side` images and their labels, the same set as
+/// training and test data.
+fn write_idx_set(d: &Path, side: u32, images: &[u8], labels: &[u8]) {
+    let n = labels.len() as u32;
+    for (f, dims, data) in [
+        ("train-images-idx3-ubyte", vec![n, side, side], images),
+        ("train-labels-idx1-ubyte", vec![n], labels),
+        ("t10k-images-idx3-ubyte", vec![n, side, side], images),
+        ("t10k-labels-idx1-ubyte", vec![n], labels),
+    ] {
+        write_idx(&d.join(f), &dims, data);
+    }
+}
+
 #[test]
 fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
     let d = dir("idx");
@@ -252,14 +289,7 @@ fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
         lb[i] = (i % 4) as u8;
         im[i * 4 + i % 4] = 255;
     }
-    for (f, dims, data) in [
-        ("train-images-idx3-ubyte", vec![n as u32, 2, 2], &im),
-        ("train-labels-idx1-ubyte", vec![n as u32], &lb),
-        ("t10k-images-idx3-ubyte", vec![n as u32, 2, 2], &im),
-        ("t10k-labels-idx1-ubyte", vec![n as u32], &lb),
-    ] {
-        write_idx(&d.join(f), &dims, data);
-    }
+    write_idx_set(&d, 2, &im, &lb);
     let model = d.join("m.safetensors");
     let out = elide(&[
         "bayes",
@@ -350,14 +380,7 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
             img[(y0 + y) * 8 + x0 + x] = 255;
         }
     }
-    for (f, dims, data) in [
-        ("train-images-idx3-ubyte", vec![n as u32, 8, 8], &im),
-        ("train-labels-idx1-ubyte", vec![n as u32], &lb),
-        ("t10k-images-idx3-ubyte", vec![n as u32, 8, 8], &im),
-        ("t10k-labels-idx1-ubyte", vec![n as u32], &lb),
-    ] {
-        write_idx(&d.join(f), &dims, data);
-    }
+    write_idx_set(&d, 8, &im, &lb);
     let model = d.join("m.safetensors");
     let out = elide(&[
         "bayes",
@@ -388,48 +411,12 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["conv"], serde_json::json!([4]));
     assert!(r["test_accuracy"].as_f64().unwrap() > 0.8, "{r}");
-    let onnx = d.join("m.onnx");
-    let out = elide(&[
-        "bayes",
-        "export",
-        model.to_str().unwrap(),
-        "--onnx",
-        onnx.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("conv4-64-8-10 network"));
     let x = ndarray::Array2::from_shape_fn((n, 64), |(i, j)| im[i * 64 + j] as f32);
-    let npy = d.join("x.npy");
-    ndarray_npy::write_npy(&npy, &x).unwrap();
-    let json = d.join("run.json");
-    let out = elide(&[
-        "run",
-        onnx.to_str().unwrap(),
-        "--input",
-        npy.to_str().unwrap(),
-        "--reps",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let probs: Vec<f64> = r["outputs"][0]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert_eq!(probs.len(), n * 10);
-    let correct = probs
+    let s = export_and_run(&d, &model, &x);
+    assert!(s.summary.contains("conv4-64-8-10 network"), "{}", s.summary);
+    assert_eq!(s.values.len(), n * 10);
+    let correct = s
+        .values
         .chunks(10)
         .zip(&lb)
         .filter(|(p, &l)| (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])) == Some(l as usize))
@@ -438,7 +425,7 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         correct as f64 > 0.8 * n as f64,
         "exported model: {correct} of {n} right"
     );
-    ort_agrees(&onnx, &npy, &probs);
+    ort_agrees(&s.onnx, &s.npy, &s.values);
     // The dense baseline with the same conv front runs beside it.
     let out = elide(&[
         "bayes",

@@ -119,27 +119,14 @@ impl ModelWriter {
 
     /// A float constant; `data` must hold the product of `dims` values, all finite.
     pub fn initializer(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Result<&mut Self> {
-        let want: usize = dims.iter().product();
-        if data.len() != want {
-            return Err(GraphError::Model(format!(
-                "initializer {name}: {} values for shape {dims:?}",
-                data.len()
-            )));
-        }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(GraphError::Model(format!(
                 "initializer {name}: value {i} is {}",
                 data[i]
             )));
         }
-        self.graph.initializer.push(TensorProto {
-            name: name.into(),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: data_type::FLOAT,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
-        Ok(self)
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor(name, dims, data.len(), data_type::FLOAT, raw)
     }
 
     /// An int64 constant (shapes, axes); `data` must hold the product of `dims` values.
@@ -149,17 +136,30 @@ impl ModelWriter {
         dims: &[usize],
         data: &[i64],
     ) -> Result<&mut Self> {
-        if data.len() != dims.iter().product::<usize>() {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor(name, dims, data.len(), data_type::INT64, raw)
+    }
+
+    /// An initializer of `len` little-endian values of type `dt` in `raw`, checked against
+    /// `dims`.
+    fn tensor(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        len: usize,
+        dt: i32,
+        raw: Vec<u8>,
+    ) -> Result<&mut Self> {
+        if len != dims.iter().product::<usize>() {
             return Err(GraphError::Model(format!(
-                "initializer {name}: {} values for shape {dims:?}",
-                data.len()
+                "initializer {name}: {len} values for shape {dims:?}"
             )));
         }
         self.graph.initializer.push(TensorProto {
             name: name.into(),
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: data_type::INT64,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            data_type: dt,
+            raw_data: raw,
             ..Default::default()
         });
         Ok(self)
