@@ -22,6 +22,8 @@ impl Graph {
     ) -> Result<Vec<Value>> {
         let mut slots: Vec<Option<Value>> = vec![None; self.names.len()];
         self.check_inputs(&inputs)?;
+        // The pool's other workers stay awake between the nodes' parallel sections.
+        let _spin = elide_kernels::threads::Spinner::start();
         for (inp, v) in self.inputs.iter().zip(inputs) {
             slots[inp.id] = Some(v);
         }
