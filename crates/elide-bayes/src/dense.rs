@@ -42,30 +42,16 @@ impl DenseNet {
         };
         let mut convs = Vec::new();
         if let Some(front) = &arch.conv {
-            if front.image.iter().product::<usize>() != arch.inputs || front.stages.is_empty() {
-                return Err(BayesError::Config(format!(
-                    "a conv front over {:?} images needs {} inputs and a stage",
-                    front.image, arch.inputs
-                )));
-            }
-            front.shapes()?;
-            let mut cin = front.image[0];
-            for st in &front.stages {
-                let g = st.config.groups.max(1);
-                if !cin.is_multiple_of(g) || !st.channels.is_multiple_of(g) {
-                    return Err(BayesError::Config(format!(
-                        "conv {cin} -> {} channels cannot be split into {g} groups",
-                        st.channels
-                    )));
-                }
-                let w = u(&[st.channels, cin / g, st.kernel[0], st.kernel[1]])?;
+            front.check(arch.inputs)?;
+            for (st, shape) in front.stages.iter().zip(front.kernel_shapes()) {
+                // Kernel before bias: the draw order of the reported runs.
+                let w = u(&shape)?;
                 let b = if st.config.bias {
                     Some(u(&[st.channels])?)
                 } else {
                     None
                 };
                 convs.push((w, b));
-                cin = st.channels;
             }
         }
         let sizes = arch.sizes();

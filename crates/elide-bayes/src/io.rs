@@ -117,10 +117,9 @@ pub fn load(path: &Path) -> Result<(SpikeSlabNet, Description)> {
     }
     let mut convs = Vec::new();
     if let Some(front) = &d.arch.conv {
-        let mut cin = front.image[0];
-        for (i, st) in front.stages.iter().enumerate() {
-            let g = st.config.groups.max(1);
-            let shape = [st.channels, cin / g, st.kernel[0], st.kernel[1]];
+        front.check(d.arch.inputs)?;
+        let stages = front.stages.iter().zip(front.in_channels());
+        for (i, ((st, cin), shape)) in stages.zip(front.kernel_shapes()).enumerate() {
             convs.push(SpikeSlabConv2d {
                 in_channels: cin,
                 out_channels: st.channels,
@@ -133,9 +132,7 @@ pub fn load(path: &Path) -> Result<(SpikeSlabNet, Description)> {
                     None
                 },
             });
-            cin = st.channels;
         }
-        front.shapes()?;
     }
     let log_noise = Var::from_tensor(get("log_noise")?)?;
     let net = SpikeSlabNet {

@@ -65,17 +65,57 @@ impl ConvFront {
         Ok(c * h * w)
     }
 
+    /// Input channels of each stage: the image's, then the previous stage's outputs.
+    pub fn in_channels(&self) -> Vec<usize> {
+        std::iter::once(self.image[0])
+            .chain(self.stages.iter().map(|st| st.channels))
+            .take(self.stages.len())
+            .collect()
+    }
+
+    /// The OIHW kernel shape of each stage.
+    pub fn kernel_shapes(&self) -> Vec<[usize; 4]> {
+        self.stages
+            .iter()
+            .zip(self.in_channels())
+            .map(|(st, cin)| {
+                let g = st.config.groups.max(1);
+                [st.channels, cin / g, st.kernel[0], st.kernel[1]]
+            })
+            .collect()
+    }
+
     /// Kernel weights and biases of all stages.
     pub fn params(&self) -> usize {
-        let mut cin = self.image[0];
-        let mut n = 0;
-        for st in &self.stages {
-            let g = st.config.groups.max(1);
-            n += st.channels * (cin / g) * st.kernel[0] * st.kernel[1];
-            n += if st.config.bias { st.channels } else { 0 };
-            cin = st.channels;
+        self.stages
+            .iter()
+            .zip(self.kernel_shapes())
+            .map(|(st, k)| {
+                k.iter().product::<usize>() + if st.config.bias { st.channels } else { 0 }
+            })
+            .sum()
+    }
+
+    /// Checks the front for rows of `inputs` values: the image holds them all, there is a
+    /// stage, every stage's channels split into its groups, and every stage fits its input.
+    pub fn check(&self, inputs: usize) -> Result<()> {
+        let pixels: usize = self.image.iter().product();
+        if pixels != inputs || self.stages.is_empty() {
+            return Err(BayesError::Config(format!(
+                "a conv front over {:?} images needs {pixels} inputs (got {inputs}) and a stage",
+                self.image
+            )));
         }
-        n
+        for (st, cin) in self.stages.iter().zip(self.in_channels()) {
+            let g = st.config.groups;
+            if g == 0 || !cin.is_multiple_of(g) || !st.channels.is_multiple_of(g) {
+                return Err(BayesError::Config(format!(
+                    "conv {cin} -> {} channels cannot be split into {g} groups",
+                    st.channels
+                )));
+            }
+        }
+        self.shapes().map(|_| ())
     }
 }
 
@@ -180,19 +220,9 @@ impl SpikeSlabNet {
         let convs = match &arch.conv {
             None => Vec::new(),
             Some(front) => {
-                let [c, h, w] = front.image;
-                if c * h * w != arch.inputs || front.stages.is_empty() {
-                    return Err(BayesError::Config(format!(
-                        "a conv front over {:?} images needs {} inputs (got {}) and a stage",
-                        front.image,
-                        c * h * w,
-                        arch.inputs
-                    )));
-                }
-                front.shapes()?;
-                let mut cin = c;
+                front.check(arch.inputs)?;
                 let mut convs = Vec::new();
-                for st in &front.stages {
+                for (st, cin) in front.stages.iter().zip(front.in_channels()) {
                     convs.push(SpikeSlabConv2d::new(
                         cin,
                         st.channels,
@@ -203,7 +233,6 @@ impl SpikeSlabNet {
                         dtype,
                         &dev,
                     )?);
-                    cin = st.channels;
                 }
                 convs
             }

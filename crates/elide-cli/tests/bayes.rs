@@ -9,6 +9,17 @@ fn elide(args: &[&str]) -> Output {
         .expect("runs")
 }
 
+/// `elide ARGS`, which must succeed (else the test fails with its stderr).
+fn ok(args: &[&str]) -> Output {
+    let out = elide(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("elide-bayes-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -45,23 +56,18 @@ struct Served {
 
 fn export_and_run(d: &Path, model: &Path, x: &ndarray::Array2<f32>) -> Served {
     let onnx = d.join("m.onnx");
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "export",
         model.to_str().unwrap(),
         "--onnx",
         onnx.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let summary = String::from_utf8_lossy(&out.stdout).to_string();
     let npy = d.join("x.npy");
     ndarray_npy::write_npy(&npy, x).unwrap();
     let json = d.join("run.json");
-    let out = elide(&[
+    ok(&[
         "run",
         onnx.to_str().unwrap(),
         "--input",
@@ -71,11 +77,6 @@ fn export_and_run(d: &Path, model: &Path, x: &ndarray::Array2<f32>) -> Served {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let output = r["outputs"][0].clone();
     let values = output["values"]
@@ -138,7 +139,7 @@ fn fit_then_predict_regression() {
     let csv = d.join("train.csv");
     write_csv(&csv, 300);
     let model = d.join("m.safetensors");
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "fit",
         "--data",
@@ -157,11 +158,6 @@ fn fit_then_predict_regression() {
         model.to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["train_rmse"].as_f64().unwrap() < 0.5, "{r}");
     let sel: Vec<&str> = r["selected"]
@@ -172,18 +168,13 @@ fn fit_then_predict_regression() {
         .collect();
     assert!(sel.contains(&"a") && sel.contains(&"c"), "{sel:?}");
     assert!(model.exists() && d.join("m.json").exists());
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "predict",
         model.to_str().unwrap(),
         "--data",
         csv.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().next(), Some("mean,lower95,upper95"));
     assert_eq!(text.lines().count(), 301);
@@ -291,7 +282,7 @@ fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
     }
     write_idx_set(&d, 2, &im, &lb);
     let model = d.join("m.safetensors");
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "fit",
         "--idx",
@@ -309,11 +300,6 @@ fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["inputs"], 4);
     assert_eq!(r["test_rows"], 40);
@@ -382,7 +368,7 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
     }
     write_idx_set(&d, 8, &im, &lb);
     let model = d.join("m.safetensors");
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "fit",
         "--idx",
@@ -403,11 +389,6 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["conv"], serde_json::json!([4]));
     assert!(r["test_accuracy"].as_f64().unwrap() > 0.8, "{r}");
@@ -427,7 +408,7 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
     );
     ort_agrees(&s.onnx, &s.npy, &s.values);
     // The dense baseline with the same conv front runs beside it.
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "fit",
         "--idx",
@@ -447,11 +428,6 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["dense"]["test_accuracy"].as_f64().is_some(), "{r}");
     // --conv does not combine with the structure search, nor with CSV data.
@@ -485,7 +461,7 @@ fn fit_idx_on_fashion_mnist() {
     }
     let d = dir("fmnist");
     let model = d.join("m.safetensors");
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "fit",
         "--idx",
@@ -504,11 +480,6 @@ fn fit_idx_on_fashion_mnist() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["inputs"], 784);
     assert_eq!(r["test_rows"], 10_000);
@@ -523,7 +494,7 @@ fn fit_search_reports_the_grid_and_saves_the_chosen_structure() {
     let csv = d.join("train.csv");
     write_csv(&csv, 200);
     let model = d.join("s.safetensors");
-    let out = elide(&[
+    let out = ok(&[
         "bayes",
         "fit",
         "--data",
@@ -543,11 +514,6 @@ fn fit_search_reports_the_grid_and_saves_the_chosen_structure() {
         model.to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let grid = r["search"].as_array().unwrap();
     assert_eq!(grid.len(), 4, "{r}");
@@ -569,14 +535,13 @@ fn fit_search_reports_the_grid_and_saves_the_chosen_structure() {
     let w: f64 = grid.iter().map(|c| c["weight"].as_f64().unwrap()).sum();
     assert!((w - 1.0).abs() < 1e-9);
     // The saved model has the chosen structure and predicts.
-    let out = elide(&[
+    ok(&[
         "bayes",
         "predict",
         model.to_str().unwrap(),
         "--data",
         csv.to_str().unwrap(),
     ]);
-    assert!(out.status.success());
     // --search with --layers is refused, grid flags need --search, and a zero width in the
     // grid is a clear error.
     let csv_s = csv.to_str().unwrap();
@@ -626,11 +591,6 @@ fn teacher_experiment_runs_and_writes_json() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("excess MSE ~ a + b ln p"), "{text}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

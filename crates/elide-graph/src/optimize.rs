@@ -24,7 +24,8 @@ pub fn optimize(g: &mut Graph) -> Result<[usize; 4]> {
 
 /// Gemm with constant weights and `transB` (PyTorch's `Linear` exports this way): the weights
 /// are transposed once at load, because the `gemm` crate reads a column-major right operand
-/// about 3x slower than a row-major one (64 x 1024 x 1024 on one core: 4.1 against 1.3 ms).
+/// about 3x slower than a row-major one (64 x 1024 x 1024 on one core: 4.1 against 1.3-1.4 ms,
+/// `elide-kernels` example `probes -- gemm-layout`).
 /// Returns how many nodes changed.
 pub fn pretranspose_gemm_weights(g: &mut Graph) -> usize {
     // One transposed copy per original weight, however many Gemms share it.

@@ -6,7 +6,8 @@
 //! 58), whatever the strides. Computing the first `n - n % 16` columns, then the few left,
 //! recovers most of it (n = 196: 0.41 -> 0.26 ms). Below 64 columns one call is as fast warm
 //! and faster when the left operand comes from memory, which the second call reads again
-//! (512 x 512 x 49 with caches flushed: 0.36 ms in one call, 0.38-0.41 split).
+//! (512 x 512 x 49 with caches flushed: 0.35-0.36 ms in one call, 0.38-0.41 split; example
+//! `probes -- split`).
 
 /// Columns the main part of a product is rounded down to.
 const ALIGN: usize = 16;

@@ -21,11 +21,12 @@ pub fn current_threads() -> usize {
 
 /// Keeps the current pool's other workers awake while it lives, so the parallel sections of a
 /// run with sequential stretches between them (a network's layers) do not each wait for a
-/// sleeping worker. rayon parks an idle worker after ~50 us; waking it costs ~15 us here, during
-/// which the caller runs the section alone (2 x 5 us tasks after 50 us idle: 20 us instead of
-/// 6). Each other worker runs a job that executes pending pool work (`rayon::yield_now`) and
-/// otherwise spins until the guard drops, as ONNX Runtime's pool spins by default. A spinning
-/// job that lands on the creating thread returns at once, so the caller never waits on itself.
+/// sleeping worker. rayon parks an idle worker within tens of microseconds; waking it costs
+/// ~13 us here, during which the caller runs the section alone (2 x 5 us tasks after 20-1000 us
+/// idle: 19 us instead of 6; example `probes -- wake`). Each other worker runs a job that
+/// executes pending pool work (`rayon::yield_now`) and otherwise spins until the guard drops,
+/// as ONNX Runtime's pool spins by default. A spinning job that lands on the creating thread
+/// returns at once, so the caller never waits on itself.
 pub struct Spinner {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Spinning jobs still in their loop.

@@ -92,7 +92,7 @@ fn scale_target(layers: &mut [Layer], meta: &Meta) {
 
 /// The conv front as ONNX nodes from `x`: standardisation (Mul, Add), Reshape to the image,
 /// Conv + Relu per stage, Flatten; returns the name of the flattened features.
-fn conv_front(m: &mut ModelWriter, net: &SpikeSlabNet, meta: &Meta) -> Result<String> {
+fn write_conv_front(m: &mut ModelWriter, net: &SpikeSlabNet, meta: &Meta) -> Result<String> {
     let front = net.arch.conv.as_ref().context("no conv front")?;
     let p = net.arch.inputs;
     let (mean, std) = (&meta.inputs.mean, &meta.inputs.std);
@@ -159,7 +159,7 @@ pub(super) fn to_onnx(net: &SpikeSlabNet, meta: &Meta) -> Result<Vec<u8>> {
     let mut m = ModelWriter::new("elide-bayes-posterior", OPSET);
     m.input("x", &[batch(), Dim::Fixed(net.arch.inputs)]);
     let mut prev = if has_front {
-        conv_front(&mut m, net, meta)?
+        write_conv_front(&mut m, net, meta)?
     } else {
         "x".to_string()
     };

@@ -9,11 +9,11 @@ use ndarray::{ArrayD, IxDyn};
 
 /// Fraction of zero weights from which the CSR kernel runs batches of one row; below it the
 /// dense product (a GEMV streaming the weights) was faster in `elide bayes bench` (1024 x 1024,
-/// kernel against dense at batch 1: 0.66-0.89x at 90% zeros, 0.97-1.42x at 95%, over the two
-/// committed runs and both thread counts; the crossover lies between).
+/// kernel against dense at batch 1: 0.66-0.89x at 90% zeros, 0.97-1.42x at 95%, over three
+/// runs and both thread counts; the crossover lies between).
 pub const CSR_FROM_ONE_ROW: f64 = 0.93;
 /// Fraction of zero weights from which the CSR kernel runs batches of several rows
-/// (1024 x 1024 at batch 16: 1.34-1.45x at 90% zeros, 0.66-0.70x at 80%).
+/// (1024 x 1024 at batch 16, three runs: 1.34-1.64x at 90% zeros, 0.65-0.70x at 80%).
 pub const CSR_FROM_MANY_ROWS: f64 = 0.88;
 
 /// A fully connected layer `act(x W + b)` over the last axis of its input, with `W` in CSR.
