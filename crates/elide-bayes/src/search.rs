@@ -16,11 +16,15 @@
 //!   (`E_q log p(y | x, w)` averaged over the samples, minus the closed-form KL), not taken from
 //!   the noisy minibatch sums of the last epoch.
 //!
+//! - With image inputs the grid may carry a conv front ([`Grid::with_conv`]) that every
+//!   candidate shares; the search then chooses the fully connected layers after it (the
+//!   front's weights count in `T_s` and its stages in `L`, as for a single fit).
+//!
 //! Candidates are fitted in parallel (rayon), each with the same seed.
 use crate::data::Dataset;
 use crate::error::{BayesError, Result};
 use crate::layer::Init;
-use crate::net::{Arch, Likelihood, SpikeSlabNet};
+use crate::net::{Arch, ConvFront, Likelihood, SpikeSlabNet};
 use crate::prior::{theory_lambda, Prior};
 use crate::rng::Rng;
 use crate::select::{density, selected_inputs};
@@ -90,6 +94,10 @@ pub struct Elbo {
     pub kl: f64,
 }
 
+/// Rows per forward pass of the ELBO estimate: bounds the memory of one pass (a conv front's
+/// im2col buffers on 60,000 images would be gigabytes).
+const ELBO_ROWS: usize = 4096;
+
 /// Estimate the ELBO of `net` on all of `data` with `samples` draws.
 pub fn estimate_elbo(
     net: &SpikeSlabNet,
@@ -97,18 +105,43 @@ pub fn estimate_elbo(
     samples: usize,
     seed: u64,
 ) -> Result<Elbo> {
-    if samples == 0 {
-        return Err(BayesError::Config("ELBO estimate with 0 samples".into()));
+    estimate_elbo_in_chunks(net, data, samples, seed, ELBO_ROWS)
+}
+
+/// [`estimate_elbo`] with `rows` rows per forward pass. Every chunk of one draw replays the
+/// same generator state, so it sees the same weights: the estimate does not depend on `rows`.
+pub fn estimate_elbo_in_chunks(
+    net: &SpikeSlabNet,
+    data: &Dataset,
+    samples: usize,
+    seed: u64,
+    rows: usize,
+) -> Result<Elbo> {
+    if samples == 0 || rows == 0 {
+        return Err(BayesError::Config(format!(
+            "ELBO estimate with {samples} samples of {rows} rows per pass"
+        )));
     }
     let dt = net.dtype();
-    let all: Vec<usize> = (0..data.n).collect();
-    let x = data.x_tensor(dt)?;
-    let y = net.target_tensor(&data.targets, &all)?;
+    let chunks = (0..data.n)
+        .step_by(rows)
+        .map(|r0| {
+            let idx: Vec<usize> = (r0..(r0 + rows).min(data.n)).collect();
+            Ok((
+                data.rows(&idx, dt)?,
+                net.target_tensor(&data.targets, &idx)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut rng = Rng::new(seed);
     let mut nll = 0.0;
     for _ in 0..samples {
-        let f = net.forward_sample(&x, &mut rng, 0.5)?;
-        nll += scalar(&net.nll(&f, &y)?)? / samples as f64;
+        let draw = rng.clone();
+        for (x, y) in &chunks {
+            rng = draw.clone();
+            let f = net.forward_sample(x, &mut rng, 0.5)?;
+            nll += scalar(&net.nll(&f, y)?)? / samples as f64;
+        }
     }
     let kl = scalar(&net.kl()?)?;
     Ok(Elbo {
@@ -137,7 +170,8 @@ pub fn fit_structure(
     Ok((net, hist, lambda))
 }
 
-/// The candidate structures: every depth with every width.
+/// The candidate structures: every depth with every width of the fully connected layers, after
+/// an optional conv front that all candidates share.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Grid {
     /// Hidden-layer counts.
@@ -148,6 +182,9 @@ pub struct Grid {
     /// seeds); all are candidates, so the ELBO also chooses among the starts.
     #[serde(default = "one")]
     pub restarts: usize,
+    /// The conv front before every candidate's fully connected layers (image inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvFront>,
 }
 
 fn one() -> usize {
@@ -166,7 +203,16 @@ impl Grid {
             layers,
             widths,
             restarts: 1,
+            conv: None,
         })
+    }
+
+    /// The grid with `front` before every candidate's fully connected layers.
+    pub fn with_conv(self, front: Option<ConvFront>) -> Self {
+        Self {
+            conv: front,
+            ..self
+        }
     }
 
     /// The grid with `restarts >= 1` fits of each structure.
@@ -254,7 +300,10 @@ pub fn search(
                 },
                 ..s.clone()
             };
-            let arch = Arch::uniform(data.p, layers, width, outputs);
+            let arch = Arch {
+                conv: grid.conv.clone(),
+                ..Arch::uniform(data.p, layers, width, outputs)
+            };
             let params = arch.params();
             let lambda = theory_lambda(arch.theory_sizes(data.n), s.delta)?;
             let (net, elbo, dens, selected, hist) = match fit_structure(data, arch, s, |_| {}) {

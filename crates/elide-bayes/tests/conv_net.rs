@@ -7,6 +7,7 @@ use elide_bayes::net::{ConvFront, ConvStage};
 use elide_bayes::predict::predict;
 use elide_bayes::prior::theory_lambda;
 use elide_bayes::rng::Rng;
+use elide_bayes::search::{estimate_elbo, estimate_elbo_in_chunks, search, FitSettings, Grid};
 use elide_bayes::select::density;
 use elide_bayes::train::{train, TrainConfig};
 use elide_bayes::{io, Arch, Dataset, Init, Likelihood, Prior, SpikeSlabNet, Targets};
@@ -203,4 +204,82 @@ fn dense_baseline_with_a_conv_front() {
     let acc = dense_accuracy(&net, &spots(300, 4)).unwrap();
     assert!(acc > 0.9, "test accuracy {acc}");
     assert!(net.density().unwrap() > 0.99);
+}
+
+#[test]
+fn elbo_in_chunks_replays_each_draw() {
+    // Random gates and slabs (the default initialisation): every chunk of one draw must see
+    // the same weights, or the chunked estimate would differ from the one-pass estimate.
+    let data = spots(50, 8);
+    let net = conv_net(50, 9);
+    let whole = estimate_elbo(&net, &data, 3, 4).unwrap();
+    for rows in [1, 7, 49, 50] {
+        let part = estimate_elbo_in_chunks(&net, &data, 3, 4, rows).unwrap();
+        assert!(
+            (part.nll - whole.nll).abs() <= 1e-4 * whole.nll.abs(),
+            "{rows} rows per pass: {part:?} against {whole:?}"
+        );
+        assert_eq!(part.kl, whole.kl);
+    }
+    // A different seed draws other weights (so the comparison above can fail).
+    let other = estimate_elbo(&net, &data, 3, 5).unwrap();
+    assert!(other.nll != whole.nll);
+    assert!(estimate_elbo_in_chunks(&net, &data, 3, 4, 0).is_err());
+}
+
+#[test]
+fn search_with_a_conv_front_chooses_the_head() {
+    let n = 300;
+    let data = spots(n, 10);
+    let settings = FitSettings {
+        likelihood: Likelihood::Categorical,
+        sigma0: 1.3,
+        delta: 0.1,
+        init: Init::default(),
+        seed: 11,
+        train: TrainConfig {
+            epochs: 30,
+            batch_size: 50,
+            lr: 2e-2,
+            ..Default::default()
+        },
+        elbo_samples: 3,
+    };
+    let grid = Grid::new(vec![1, 2], vec![2, 8])
+        .unwrap()
+        .with_conv(Some(front()));
+    let s = search(&data, 2, &grid, &settings, |_| {}).unwrap();
+    assert_eq!(s.candidates.len(), 4);
+    for c in &s.candidates {
+        // Every candidate is the shared front plus its own head.
+        let arch = Arch {
+            conv: Some(front()),
+            ..Arch::uniform(SIDE * SIDE, c.layers, c.width, 2)
+        };
+        assert_eq!(c.params, arch.params(), "{c:?}");
+        assert_eq!(c.lambda, theory_lambda(arch.theory_sizes(n), 0.1).unwrap());
+        assert!(c.elbo.elbo.is_finite(), "{c:?}");
+    }
+    let chosen = &s.candidates[s.chosen];
+    let best = s
+        .candidates
+        .iter()
+        .map(|c| c.elbo.elbo)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(chosen.elbo.elbo, best);
+    assert_eq!(s.net.arch.conv, Some(front()));
+    assert_eq!(s.net.arch.hidden, vec![chosen.width; chosen.layers]);
+    // The chosen network classifies held-out images.
+    let test = spots(200, 12);
+    let pr = predict(&s.net, &test.x_tensor(DType::F32).unwrap(), 10, 0.9, 13).unwrap();
+    let Targets::Labels(labels) = &test.targets else {
+        unreachable!()
+    };
+    let right = pr
+        .classes()
+        .iter()
+        .zip(labels)
+        .filter(|(a, b)| **a == **b as usize)
+        .count();
+    assert!(right > 180, "{right} of 200 right");
 }

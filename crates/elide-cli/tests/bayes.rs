@@ -430,8 +430,8 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
     ]);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["dense"]["test_accuracy"].as_f64().is_some(), "{r}");
-    // --conv does not combine with the structure search, nor with CSV data.
-    let o = elide(&[
+    // The structure search chooses the head after the front (two starts of each width).
+    let out = ok(&[
         "bayes",
         "fit",
         "--idx",
@@ -439,8 +439,41 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
         "--conv",
         "4",
         "--search",
+        "--search-layers",
+        "1",
+        "--search-widths",
+        "2,8",
+        "--restarts",
+        "2",
+        "--epochs",
+        "5",
+        "--batch",
+        "40",
+        "--json",
+        "--out",
+        model.to_str().unwrap(),
     ]);
-    assert!(!o.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let grid = r["search"].as_array().unwrap();
+    assert_eq!(grid.len(), 4, "{r}");
+    let chosen = grid
+        .iter()
+        .max_by(|a, b| {
+            let e = |c: &serde_json::Value| c["elbo"]["elbo"].as_f64().unwrap();
+            e(a).total_cmp(&e(b))
+        })
+        .unwrap();
+    assert_eq!(r["hidden"], serde_json::json!([chosen["width"]]), "{r}");
+    assert_eq!(r["conv"], serde_json::json!([4]));
+    // 4 3x3 filters and biases, then 64 features into the head.
+    let w = chosen["width"].as_u64().unwrap();
+    assert_eq!(
+        chosen["params"].as_u64().unwrap(),
+        40 + 65 * w + (w + 1) * 10
+    );
+    let (_, desc) = elide_bayes::io::load(&model).unwrap();
+    assert!(desc.arch.conv.is_some());
+    // --conv needs image data.
     let o = elide(&[
         "bayes", "fit", "--data", "x.csv", "--target", "y", "--conv", "4",
     ]);

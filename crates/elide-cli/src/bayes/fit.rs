@@ -45,8 +45,8 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 16)]
     pub(super) width: usize,
     /// Choose depth and width from the data instead of --layers/--width: fit every
-    /// structure of --search-layers x --search-widths (in parallel) and keep the one with the
-    /// largest ELBO (elide_bayes::search).
+    /// structure of --search-layers x --search-widths (in parallel; after the --conv front,
+    /// if any) and keep the one with the largest ELBO (elide_bayes::search).
     #[arg(long, conflicts_with_all = ["layers", "width"])]
     pub(super) search: bool,
     /// With --search: the candidate depths.
@@ -77,12 +77,7 @@ pub struct FitArgs {
     /// With --idx: a conv front before the hidden layers, one spike-and-slab 3x3 conv of
     /// stride 2 and padding 1 (then ReLU) per entry, with that many output channels
     /// (e.g. `--conv 8,16`).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        requires = "idx",
-        conflicts_with = "search"
-    )]
+    #[arg(long, value_delimiter = ',', requires = "idx")]
     pub(super) conv: Vec<usize>,
     /// Training epochs.
     #[arg(long, default_value_t = 500)]
@@ -151,8 +146,6 @@ pub(super) struct Fitted {
     pub(super) grid: Option<Vec<Candidate>>,
 }
 
-/// The network `a` asks for on `data`: the fixed --layers x --width structure, or the one
-/// --search chooses (each candidate reported on stderr as it finishes).
 /// The conv front of `--conv` (3x3, stride 2, padding 1 per stage) over `image`.
 fn conv_front(channels: &[usize], image: Option<[usize; 3]>) -> Result<Option<ConvFront>> {
     if channels.is_empty() {
@@ -180,6 +173,8 @@ fn conv_front(channels: &[usize], image: Option<[usize; 3]>) -> Result<Option<Co
     Ok(Some(ConvFront { image, stages }))
 }
 
+/// The network `a` asks for on `data`: the fixed --layers x --width structure, or the one
+/// --search chooses (each candidate reported on stderr as it finishes), after the --conv front.
 pub(super) fn fit_network(
     a: &FitArgs,
     data: &Dataset,
@@ -203,15 +198,13 @@ pub(super) fn fit_network(
         elbo_samples: a.elbo_samples,
     };
     let conv = conv_front(&a.conv, image)?;
-    if conv.is_some() && a.restarts > 1 {
-        bail!("--restarts fits fully connected structures; not with --conv");
-    }
     if a.search || a.restarts > 1 {
         let grid = match a.search {
             true => Grid::new(a.search_layers.clone(), a.search_widths.clone())?,
             false => Grid::new(vec![a.layers], vec![a.width])?,
         }
-        .with_restarts(a.restarts)?;
+        .with_restarts(a.restarts)?
+        .with_conv(conv);
         let n = grid.candidates().len() * grid.restarts;
         eprintln!(
             "searching {n} structures ({} epochs each, in parallel)",
