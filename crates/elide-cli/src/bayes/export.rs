@@ -150,11 +150,11 @@ fn write_conv_front(m: &mut ModelWriter, net: &SpikeSlabNet, meta: &Meta) -> Res
 
 /// The ONNX model of `net`'s posterior under `meta`: input `x` `[N, inputs]`, the conv front
 /// if any, Gemm (+ Relu) per fully connected layer, output `y` `[N, 1]` for regression or
-/// `probs` `[N, K]` (a Softmax) for classification.
-pub(super) fn to_onnx(net: &SpikeSlabNet, meta: &Meta) -> Result<Vec<u8>> {
-    let head = SparseNet::head_from_posterior(net)?;
+/// `probs` `[N, K]` (a Softmax) for classification. `head` is
+/// [`SparseNet::head_from_posterior`] of `net`.
+pub(super) fn to_onnx(net: &SpikeSlabNet, head: &SparseNet, meta: &Meta) -> Result<Vec<u8>> {
     let has_front = !net.convs.is_empty();
-    let layers = folded_layers(&head, meta, !has_front)?;
+    let layers = folded_layers(head, meta, !has_front)?;
     let batch = || Dim::Named("N".into());
     let mut m = ModelWriter::new("elide-bayes-posterior", OPSET);
     m.input("x", &[batch(), Dim::Fixed(net.arch.inputs)]);
@@ -199,7 +199,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         "the model's description has no CLI metadata (was it saved by `elide bayes fit`?)",
     )?;
     let sparse = SparseNet::head_from_posterior(&net)?;
-    let bytes = to_onnx(&net, &meta)?;
+    let bytes = to_onnx(&net, &sparse, &meta)?;
     std::fs::write(&a.onnx, &bytes).with_context(|| format!("writing {}", a.onnx.display()))?;
     let mut widths: Vec<String> = net
         .convs
@@ -320,7 +320,7 @@ mod tests {
             let mut xs = raw.clone();
             m.inputs.apply(&mut xs);
             let want = sparse.forward(&xs, n).unwrap();
-            let mut g = onnx::from_bytes(&to_onnx(&net, &m).unwrap()).unwrap();
+            let mut g = onnx::from_bytes(&to_onnx(&net, &sparse, &m).unwrap()).unwrap();
             optimize::optimize(&mut g).unwrap();
             let mut products = 0;
             for nd in &g.nodes {
@@ -425,7 +425,7 @@ mod tests {
             .unwrap();
         let head = SparseNet::head_from_posterior(&net).unwrap();
         let logits = head.forward(&feats, n).unwrap();
-        let mut g = onnx::from_bytes(&to_onnx(&net, &m).unwrap()).unwrap();
+        let mut g = onnx::from_bytes(&to_onnx(&net, &head, &m).unwrap()).unwrap();
         optimize::optimize(&mut g).unwrap();
         let got = g
             .run(vec![Value::f32(&[n, p], raw).unwrap()])
@@ -464,7 +464,10 @@ mod tests {
             },
             None,
         );
-        let err = to_onnx(&net, &meta(6, None)).unwrap_err().to_string();
+        let head = SparseNet::head_from_posterior(&net).unwrap();
+        let err = to_onnx(&net, &head, &meta(6, None))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("6 columns") && err.contains("reads 7"),
             "{err}"
