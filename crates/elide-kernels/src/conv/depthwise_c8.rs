@@ -109,7 +109,9 @@ fn band(
     let py1 = (oy1 - 1) * p.stride[0] + (kh - 1) * p.dilation[0] + 1;
     let y0 = py0.saturating_sub(p.pad.top).min(h);
     let y1 = py1.saturating_sub(p.pad.top).min(h);
-    let finite = !check || (0..lanes).all(|l| all_finite(&x.plane(n, c0 + l)[y0 * w..y1 * w]));
+    let rows = super::rows_to_check([oy0, oy1], ho, [y0, y1], h);
+    let finite =
+        !check || (0..lanes).all(|l| all_finite(&x.plane(n, c0 + l)[rows.start * w..rows.end * w]));
     let out_px = (oy1 - oy0) * wo;
     BUF.with(|b| {
         let mut b = b.borrow_mut();
@@ -243,10 +245,10 @@ unsafe fn compute(
         wo,
     };
     let bias = _mm256_loadu_ps(g.wptr.add(taps * L));
-    // Stride 1, no column dilation, 3 or 5 taps wide: each row of taps loads its 8 + kw - 1
-    // input vectors once and reuses them across the taps (one load per FMA was the limit);
-    // the extra vector registers of AVX-512VL hold them.
-    let reuse = sx == 1
+    // Stride 1 or 2, no column dilation, 3 or 5 taps wide: each row of taps loads its
+    // 7 * stride + kw input vectors once and reuses them across the taps (one load per FMA
+    // was the limit); the extra vector registers of AVX-512VL hold them.
+    let reuse = (sx == 1 || sx == 2)
         && dx == 1
         && (kw == 3 || kw == 5)
         && std::arch::is_x86_feature_detected!("avx512vl");
@@ -256,9 +258,12 @@ unsafe fn compute(
         let mut ox = 0;
         if wo >= 8 && reuse {
             while ox < wo {
-                match kw {
-                    3 => g.block_reuse::<3>(oy, ox.min(wo - 8), bias),
-                    _ => g.block_reuse::<5>(oy, ox.min(wo - 8), bias),
+                let at = ox.min(wo - 8);
+                match (sx, kw) {
+                    (1, 3) => g.block_reuse::<1, 3>(oy, at, bias),
+                    (1, _) => g.block_reuse::<1, 5>(oy, at, bias),
+                    (_, 3) => g.block_reuse::<2, 3>(oy, at, bias),
+                    _ => g.block_reuse::<2, 5>(oy, at, bias),
                 }
                 ox += 8;
             }
@@ -293,25 +298,30 @@ struct Geo {
 
 #[cfg(target_arch = "x86_64")]
 impl Geo {
-    /// 8 output pixels from `(oy, ox)` of a stride-1, `KW`-wide kernel, inputs reused across
-    /// the taps of a row.
+    /// 8 output pixels from `(oy, ox)` of a column-stride-`SX`, `KW`-wide kernel, inputs
+    /// reused across the taps of a row (at most 7 * 2 + 5 = 19 of them).
     #[inline]
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-    unsafe fn block_reuse<const KW: usize>(&self, oy: usize, ox: usize, bias: __m256) {
+    unsafe fn block_reuse<const SX: usize, const KW: usize>(
+        &self,
+        oy: usize,
+        ox: usize,
+        bias: __m256,
+    ) {
         let [kh, _] = self.k;
         let [sy, _] = self.s;
         let [dy, _] = self.d;
         let mut acc = [bias; 8];
         for ky in 0..kh {
-            let row = self.ip.add(((oy * sy + ky * dy) * self.wp + ox) * L);
-            let mut v = [_mm256_setzero_ps(); 12];
-            for (i, vi) in v.iter_mut().enumerate().take(8 + KW - 1) {
+            let row = self.ip.add(((oy * sy + ky * dy) * self.wp + ox * SX) * L);
+            let mut v = [_mm256_setzero_ps(); 19];
+            for (i, vi) in v.iter_mut().enumerate().take(7 * SX + KW) {
                 *vi = _mm256_loadu_ps(row.add(i * L));
             }
             for kx in 0..KW {
                 let wv = _mm256_loadu_ps(self.wptr.add((ky * KW + kx) * L));
                 for (j, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_fmadd_ps(wv, v[j + kx], *a);
+                    *a = _mm256_fmadd_ps(wv, v[j * SX + kx], *a);
                 }
             }
         }

@@ -94,7 +94,9 @@ fn band(
     let y1 = py1.saturating_sub(p.pad.top).min(h);
     let top = y0 + p.pad.top - py0;
     let rows_in = py1 - py0;
-    let finite = !check || (0..cin).all(|c| all_finite(&x.plane(n, c)[y0 * w..y1 * w]));
+    let rows = super::rows_to_check([oy0, oy1], ho, [y0, y1], h);
+    let finite =
+        !check || (0..cin).all(|c| all_finite(&x.plane(n, c)[rows.start * w..rows.end * w]));
     let npx = (oy1 - oy0) * wo;
     BUF.with(|b| {
         let mut b = b.borrow_mut();

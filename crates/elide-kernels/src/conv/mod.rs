@@ -37,6 +37,18 @@ use crate::error::{param_err, shape_err, Result};
 use crate::Tensor;
 use std::sync::OnceLock;
 
+/// The input rows that a band of output rows `oy0..oy1` (of `ho`) checks for NaN/inf when it
+/// reads input rows `y0..y1` (of `h`): the first and last bands also check the rows no output
+/// reads (a stride can skip the last ones), so a NaN anywhere in the input is reported.
+fn rows_to_check(
+    [oy0, oy1]: [usize; 2],
+    ho: usize,
+    [y0, y1]: [usize; 2],
+    h: usize,
+) -> std::ops::Range<usize> {
+    (if oy0 == 0 { 0 } else { y0 })..(if oy1 == ho { h } else { y1 })
+}
+
 /// Which kernel a [`Conv2d`] runs; reported by benchmarks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvKernel {

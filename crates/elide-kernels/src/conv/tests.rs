@@ -352,24 +352,37 @@ fn single_tile_schedule_matches_forward() {
 #[test]
 fn checked_forward_finds_nan_in_any_band() {
     let mut rng = SplitMix64::new(44);
+    let small = [38, 30];
     let layers = [
-        (Conv2dParams::new(1, 1), 8),                 // pointwise
-        (Conv2dParams::same(3), 8),                   // im2col
-        (Conv2dParams::same(3).with_stride(2, 2), 8), // strided
-        (Conv2dParams::same(3).with_groups(8), 8),    // depthwise
+        (Conv2dParams::new(1, 1), 8, small),                 // pointwise
+        (Conv2dParams::same(3), 8, small),                   // im2col
+        (Conv2dParams::same(3).with_stride(2, 2), 8, small), // strided
+        (Conv2dParams::same(3).with_groups(8), 8, small),    // depthwise
+        // Strides that leave the last row and column (or every other one) unread: the
+        // input is still checked everywhere.
+        (Conv2dParams::new(3, 3).with_stride(2, 2), 8, small),
+        (Conv2dParams::new(3, 3).with_stride(2, 2).with_groups(8), 8, small),
+        (Conv2dParams::new(1, 1).with_stride(2, 2), 8, small),
+        (Conv2dParams::new(3, 3).with_stride(2, 2), 3, small), // RGB stem
+        // Planes too large to copy whole (the padded direct kernel's band mode).
+        (Conv2dParams::new(3, 3).with_stride(2, 2), 16, [162, 100]),
     ];
-    for (p, c) in layers {
-        let x = random_tensor(&mut rng, [2, c, 37, 29]);
+    for (p, c, [h, wd]) in layers {
+        let x = random_tensor(&mut rng, [2, c, h, wd]);
         let w = random_tensor(&mut rng, [c, c / p.groups, p.kernel[0], p.kernel[1]]);
         let conv = Conv2d::new(&w, None, p, Activation::Relu).unwrap();
         let want = conv.forward(&x).unwrap();
         let mut got = Tensor::zeros(want.shape());
         conv.forward_into_checked(&x, &mut got).unwrap();
         assert_eq!(got, want);
+        // The last value of every plane of the first image (its last row, which the
+        // strided layers never read).
+        let last_rows = (1..=c).map(|k| k * h * wd - 1);
         // Every row of every image: first, last, band edges.
         for i in (0..x.len())
             .step_by(x.len() / 97 + 1)
             .chain([0, x.len() - 1])
+            .chain(last_rows)
         {
             let mut bad = x.clone();
             bad.data_mut()[i] = if i % 2 == 0 {
@@ -377,7 +390,9 @@ fn checked_forward_finds_nan_in_any_band() {
             } else {
                 f32::NEG_INFINITY
             };
-            let e = conv.forward_into_checked(&bad, &mut got).unwrap_err();
+            let e = conv
+                .forward_into_checked(&bad, &mut got)
+                .expect_err(&format!("{p:?} {:?}: value {i} not checked", conv.kernel()));
             assert!(
                 matches!(e, crate::KernelError::NonFinite { .. }),
                 "{p:?} at {i}: {e}"
@@ -395,6 +410,7 @@ fn depthwise_kernels_match_reference_on_banded_planes() {
     let cases = [
         (8, [200, 170], [3, 3], [1, 1], [1, 1]),
         (19, [131, 97], [5, 5], [2, 2], [1, 1]),
+        (13, [60, 47], [3, 3], [2, 2], [1, 1]),
         (24, [77, 150], [3, 3], [1, 2], [2, 2]),
         (3, [9, 300], [3, 5], [2, 1], [1, 3]),
     ];
