@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.reps < 1:
+        ap.error(f"--reps must be at least 1, got {a.reps}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model, prep in CASES:

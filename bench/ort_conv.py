@@ -67,7 +67,16 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=9)
     a = ap.parse_args()
-    n, c, h, w = (int(v) for v in a.shape.split(","))
+    if a.reps < 1:
+        ap.error(f"--reps must be at least 1, got {a.reps}")
+    if a.threads < 0:
+        ap.error(f"--threads must be 0 (ORT's default) or more, got {a.threads}")
+    try:
+        n, c, h, w = (int(v) for v in a.shape.split(","))
+    except ValueError:
+        ap.error(f"--shape must be N,C,H,W, got {a.shape!r}")
+    if min(n, c, h, w) < 1:
+        ap.error(f"--shape dimensions must be at least 1, got {a.shape}")
     nodes, inits, y, cout = build(a.layer, c, a.cout or c)
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, h, w])],

@@ -94,8 +94,10 @@ impl Conv2dConfig {
 pub fn output_size(c: &Conv2dConfig, kernel: [usize; 2], [h, w]: [usize; 2]) -> Result<[usize; 2]> {
     let mut out = [0; 2];
     for (a, len) in [h, w].into_iter().enumerate() {
-        let span = c.dilation[a] * (kernel[a].max(1) - 1) + 1;
-        let padded = len + 2 * c.padding[a];
+        let span = c.dilation[a]
+            .saturating_mul(kernel[a].max(1) - 1)
+            .saturating_add(1);
+        let padded = len.saturating_add(c.padding[a].saturating_mul(2));
         if padded < span || c.stride[a] == 0 {
             return Err(BayesError::Data(format!(
                 "input {h}x{w} (padding {:?}) is smaller than the dilated kernel {kernel:?} \

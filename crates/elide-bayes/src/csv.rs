@@ -26,6 +26,16 @@ impl Table {
             .next()
             .ok_or_else(|| BayesError::Data("empty CSV".into()))?;
         let columns: Vec<String> = header.split(',').map(|s| s.trim().to_string()).collect();
+        for (c, name) in columns.iter().enumerate() {
+            if let Some(first) = columns[..c].iter().position(|n| n == name) {
+                return Err(BayesError::Data(format!(
+                    "the header names column {name:?} twice (columns {} and {}); \
+                     column names must be unique",
+                    first + 1,
+                    c + 1
+                )));
+            }
+        }
         let mut values = Vec::new();
         let mut rows = 0;
         for (ln, line) in lines {
@@ -52,6 +62,16 @@ impl Table {
                         "line {}, column {:?}: {v} (NaN or infinite values are not allowed)",
                         ln + 1,
                         columns[c]
+                    )));
+                }
+                if v.abs() > f32::MAX as f64 {
+                    return Err(BayesError::Data(format!(
+                        "line {}, column {:?}: {} is too large (values are read as 32-bit \
+                         floats, |v| <= {:e})",
+                        ln + 1,
+                        columns[c],
+                        cell.trim(),
+                        f32::MAX
                     )));
                 }
                 values.push(v);
@@ -101,6 +121,26 @@ impl Table {
         (names, x)
     }
 
+    /// Column `c` as class labels: integers in `0..classes` (an error names the first row
+    /// that is not one).
+    pub fn labels(&self, c: usize, classes: usize) -> Result<Vec<u32>> {
+        let w = self.columns.len();
+        let name = &self.columns[c];
+        (0..self.rows)
+            .map(|r| {
+                let v = self.values[r * w + c];
+                let k = classes.min(u32::MAX as usize) as f64;
+                if v < 0.0 || v.fract() != 0.0 || v >= k {
+                    return Err(BayesError::Data(format!(
+                        "row {}: label {v} in column {name:?} is not an integer in 0..{classes}",
+                        r + 1
+                    )));
+                }
+                Ok(v as u32)
+            })
+            .collect()
+    }
+
     /// A data set with `target` as the target: classification labels (integers in
     /// `0..classes`) when `classes` is `Some`, regression values otherwise. Inputs are
     /// standardised; the standardiser is returned for prediction.
@@ -110,6 +150,11 @@ impl Table {
         classes: Option<usize>,
     ) -> Result<(Dataset, Vec<String>, Standardizer)> {
         let t = self.column(target)?;
+        if let Some(k @ 0..=1) = classes {
+            return Err(BayesError::Config(format!(
+                "classification needs at least 2 classes, got {k}"
+            )));
+        }
         if self.columns.len() < 2 {
             return Err(BayesError::Data(
                 "no input columns besides the target".into(),
@@ -120,21 +165,9 @@ impl Table {
         let (names, mut x) = self.inputs(Some(t));
         let p = names.len();
         let st = Standardizer::fit(&x, self.rows, p);
-        st.apply(&mut x);
+        st.apply(&mut x)?;
         let (targets, k) = match classes {
-            Some(k) => {
-                let mut l = Vec::with_capacity(col.len());
-                for (r, &v) in col.iter().enumerate() {
-                    if v < 0.0 || v.fract() != 0.0 || v >= k as f64 {
-                        return Err(BayesError::Data(format!(
-                            "row {}: label {v} in column {target:?} is not an integer in 0..{k}",
-                            r + 1
-                        )));
-                    }
-                    l.push(v as u32);
-                }
-                (Targets::Labels(l), k)
-            }
+            Some(k) => (Targets::Labels(self.labels(t, k)?), k),
             None => (Targets::Values(col.iter().map(|&v| v as f32).collect()), 0),
         };
         Ok((Dataset::new(self.rows, p, x, targets, k)?, names, st))
@@ -172,5 +205,40 @@ mod tests {
         assert!(e.to_string().contains("not an integer in 0..3"), "{e}");
         let e = Table::parse("a,y\nx,3\n").unwrap_err();
         assert!(e.to_string().contains("not a number"), "{e}");
+        let e = Table::parse("a,y\n1,3\n")
+            .unwrap()
+            .dataset("y", Some(1))
+            .unwrap_err();
+        assert!(e.to_string().contains("at least 2 classes, got 1"), "{e}");
+    }
+
+    #[test]
+    fn repeated_columns_and_values_beyond_f32_are_errors() {
+        let e = Table::parse("y,b,c,y\n1,2,3,4\n").unwrap_err().to_string();
+        assert!(e.contains("column \"y\" twice (columns 1 and 4)"), "{e}");
+        let e = Table::parse("a,a,c\n1,2,3\n").unwrap_err().to_string();
+        assert!(e.contains("\"a\" twice"), "{e}");
+        // Finite as f64, infinite as f32: named by its line and column, not after
+        // standardisation.
+        let e = Table::parse("a,y\n1,2\n2,3\n1e308,4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4, column \"a\": 1e308 is too large"),
+            "{e}"
+        );
+        let e = Table::parse("a,y\n1,-1e39\n").unwrap_err().to_string();
+        assert!(e.contains("line 2, column \"y\""), "{e}");
+        assert!(Table::parse("a,y\n1,3.4e38\n").is_ok());
+    }
+
+    #[test]
+    fn labels_are_integers_in_range() {
+        let t = Table::parse("a,y\n1,0\n2,2\n3,0.5\n").unwrap();
+        let e = t.labels(1, 3).unwrap_err().to_string();
+        assert!(e.contains("row 3: label 0.5"), "{e}");
+        let t = Table::parse("a,y\n1,0\n2,2\n").unwrap();
+        assert_eq!(t.labels(1, 3).unwrap(), [0, 2]);
+        assert!(t.labels(1, 2).is_err());
     }
 }

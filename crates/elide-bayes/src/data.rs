@@ -34,7 +34,7 @@ impl Dataset {
                 "empty data set ({n} rows, {p} inputs)"
             )));
         }
-        if x.len() != n * p {
+        if n.checked_mul(p) != Some(x.len()) {
             return Err(BayesError::Data(format!(
                 "{} input values for {n} x {p}",
                 x.len()
@@ -42,7 +42,7 @@ impl Dataset {
         }
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
             return Err(BayesError::Data(format!(
-                "non-finite input at row {}, column {}",
+                "non-finite input at row {}, column {} (0-based)",
                 i / p,
                 i % p
             )));
@@ -56,7 +56,9 @@ impl Dataset {
                     )));
                 }
                 if let Some(i) = v.iter().position(|v| !v.is_finite()) {
-                    return Err(BayesError::Data(format!("non-finite target at row {i}")));
+                    return Err(BayesError::Data(format!(
+                        "non-finite target at row {i} (0-based)"
+                    )));
                 }
             }
             Targets::Labels(l) => {
@@ -124,13 +126,82 @@ impl Standardizer {
         Self { mean, std }
     }
 
-    /// Standardise row-major values in place.
-    pub fn apply(&self, x: &mut [f32]) {
+    /// Checks a standardiser (e.g. one read from a model's description) for `columns` columns:
+    /// one mean and one standard deviation per column, finite means, standard deviations
+    /// positive and finite.
+    pub fn check(&self, columns: usize) -> Result<()> {
+        let bad = |msg: String| Err(BayesError::Model(format!("input standardisation: {msg}")));
+        if self.mean.len() != columns || self.std.len() != columns {
+            return bad(format!(
+                "{} means and {} standard deviations for {columns} columns",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if let Some(j) = self.mean.iter().position(|m| !m.is_finite()) {
+            return bad(format!("mean {} of column {j} is not finite", self.mean[j]));
+        }
+        if let Some(j) = self.std.iter().position(|s| !(*s > 0.0 && s.is_finite())) {
+            return bad(format!(
+                "standard deviation {} of column {j} is not positive and finite",
+                self.std[j]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Standardise row-major values in place; errors (changing nothing) when the standardiser
+    /// is not valid ([`Standardizer::check`]) for whole rows of its columns.
+    pub fn apply(&self, x: &mut [f32]) -> Result<()> {
         let p = self.mean.len();
+        self.check(p)?;
+        if p == 0 || !x.len().is_multiple_of(p) {
+            return Err(BayesError::Data(format!(
+                "{} values are not whole rows of {p} columns",
+                x.len()
+            )));
+        }
         for r in x.chunks_exact_mut(p) {
             for (j, v) in r.iter_mut().enumerate() {
                 *v = ((*v as f64 - self.mean[j]) / self.std[j]) as f32;
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_standardiser_is_an_error_not_a_panic() {
+        let short = Standardizer {
+            mean: vec![0.0; 3],
+            std: vec![1.0],
+        };
+        let mut x = vec![1.0f32; 6];
+        let e = short.apply(&mut x).unwrap_err().to_string();
+        assert!(
+            e.contains("3 means and 1 standard deviations for 3 columns"),
+            "{e}"
+        );
+        assert_eq!(x, vec![1.0; 6], "nothing changed");
+        let zero = Standardizer {
+            mean: vec![0.0; 2],
+            std: vec![1.0, 0.0],
+        };
+        let e = zero.check(2).unwrap_err().to_string();
+        assert!(e.contains("standard deviation 0 of column 1"), "{e}");
+        let ok = Standardizer {
+            mean: vec![1.0, 2.0],
+            std: vec![2.0, 4.0],
+        };
+        assert!(ok.check(3).is_err());
+        let mut x = vec![3.0f32, 6.0, 1.0];
+        assert!(ok.apply(&mut x).is_err(), "not whole rows");
+        let mut x = vec![3.0f32, 6.0];
+        ok.apply(&mut x).unwrap();
+        assert_eq!(x, vec![1.0, 1.0]);
     }
 }

@@ -28,6 +28,7 @@ pub struct DenseNet {
 impl DenseNet {
     /// A network initialised like the spike-and-slab means.
     pub fn new(arch: Arch, likelihood: Likelihood, init: &Init, seed: u64) -> Result<Self> {
+        arch.check()?;
         let mut rng = Rng::new(seed);
         let mut u = |shape: &[usize]| -> Result<Var> {
             let n = shape.iter().product();
@@ -139,9 +140,7 @@ pub fn train_dense(
     cfg: &TrainConfig,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Result<()> {
-    if cfg.batch_size == 0 || !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(BayesError::Config(format!("bad training settings {cfg:?}")));
-    }
+    cfg.check()?;
     if data.p != net.arch.inputs {
         return Err(BayesError::Data(format!(
             "data has {} inputs, the network {}",

@@ -74,6 +74,40 @@ pub fn read_u8(path: &Path) -> Result<IdxU8> {
     parse_u8(&bytes, &path.display().to_string())
 }
 
+/// What an MNIST-style IDX file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdxKind {
+    /// Images: `[n, rows, cols]` (any rank >= 2).
+    Images,
+    /// Labels: `[n]`.
+    Labels,
+}
+
+/// Reads an IDX file that must hold `kind`: its rank is checked from the header before the
+/// sizes, so a label file with an image header (or the other way round) says so.
+pub fn read_kind(path: &Path, kind: IdxKind) -> Result<IdxU8> {
+    let bytes = std::fs::read(path).map_err(|source| BayesError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let [0, 0, 0x08, rank, ..] = bytes[..] {
+        let rank = rank as usize;
+        let (ok, want, other) = match kind {
+            IdxKind::Labels => (rank == 1, "labels (rank 1)", "an image file"),
+            IdxKind::Images => (rank >= 2, "images (rank >= 2)", "a label file"),
+        };
+        if !ok {
+            return Err(BayesError::Data(format!(
+                "{}: the IDX header says rank {rank} (magic 0x{:08x}), but this file should \
+                 hold {want}; is it {other}?",
+                path.display(),
+                0x800 | rank
+            )));
+        }
+    }
+    parse_u8(&bytes, &path.display().to_string())
+}
+
 /// Images `[n, ...]` (scaled to `[0, 1]`) and labels `[n]` as a classification data set.
 pub fn dataset(images: &IdxU8, labels: &IdxU8, classes: usize) -> Result<Dataset> {
     if images.dims.len() < 2 || labels.dims.len() != 1 {
@@ -118,9 +152,20 @@ pub fn load_mnist_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
             p.display()
         )));
     }
-    let r = |i: usize| read_u8(&paths[i]);
-    let train = dataset(&r(0)?, &r(1)?, 10)?;
-    let test = dataset(&r(2)?, &r(3)?, 10)?;
+    // Images `paths[i]` and labels `paths[i + 1]`; data errors name the pair.
+    let set = |i: usize| {
+        let images = read_kind(&paths[i], IdxKind::Images)?;
+        let labels = read_kind(&paths[i + 1], IdxKind::Labels)?;
+        dataset(&images, &labels, 10).map_err(|e| match e {
+            BayesError::Data(m) => BayesError::Data(format!(
+                "{} with {}: {m}",
+                paths[i].display(),
+                paths[i + 1].display()
+            )),
+            e => e,
+        })
+    };
+    let (train, test) = (set(0)?, set(2)?);
     if train.p != test.p {
         return Err(BayesError::Data(format!(
             "training images have {} pixels, test images {}",
@@ -171,6 +216,20 @@ mod tests {
             .contains("label 10 at row 1 is not in 0..10"));
         let lb1 = parse_u8(&idx(&[1], &[0]), "lb").unwrap();
         assert!(dataset(&im, &lb1, 10).is_err());
+        let dir = std::env::temp_dir().join(format!("elide-idx-kind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A label file with an image header: 60 labels read as sizes [60, l0 l1 l2 l3, ...].
+        let f = dir.join("labels");
+        let mut b = vec![0, 0, 8, 3, 0, 0, 0, 60];
+        b.extend([1u8; 60]);
+        std::fs::write(&f, &b).unwrap();
+        let e = read_kind(&f, IdxKind::Labels).unwrap_err().to_string();
+        assert!(e.contains("rank 3") && e.contains("an image file"), "{e}");
+        std::fs::write(&f, idx(&[2], &[0, 1])).unwrap();
+        let e = read_kind(&f, IdxKind::Images).unwrap_err().to_string();
+        assert!(e.contains("rank 1") && e.contains("a label file"), "{e}");
+        assert_eq!(read_kind(&f, IdxKind::Labels).unwrap().dims, [2]);
+        std::fs::remove_dir_all(&dir).ok();
         let missing = load_mnist_dir(Path::new("/nonexistent-dir")).unwrap_err();
         assert!(missing
             .to_string()

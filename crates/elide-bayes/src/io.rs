@@ -36,8 +36,45 @@ pub fn description_path(model: &Path) -> PathBuf {
     model.with_extension("json")
 }
 
+/// An I/O error on `path` with `msg`.
+fn io_error(path: &Path, kind: std::io::ErrorKind, msg: impl ToString) -> BayesError {
+    BayesError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(kind, msg.to_string()),
+    }
+}
+
+/// Checks that a model can be written at `path`: not a `.json` path (its description would
+/// overwrite it), not a directory, in a directory that exists.
+fn check_writable(path: &Path) -> Result<()> {
+    if description_path(path) == path {
+        return Err(BayesError::Config(format!(
+            "model path {}: the description is written beside the model as MODEL.json, so the \
+             model cannot be a .json file (use e.g. .safetensors)",
+            path.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(io_error(
+            path,
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if parent.is_some_and(|d| !d.is_dir()) {
+        return Err(io_error(
+            path,
+            std::io::ErrorKind::NotFound,
+            "its directory does not exist",
+        ));
+    }
+    Ok(())
+}
+
 /// Save `net` to `path` (safetensors) and its description beside it.
 pub fn save(net: &SpikeSlabNet, path: &Path, meta: serde_json::Value) -> Result<()> {
+    check_writable(path)?;
     let mut map: HashMap<String, Tensor> = HashMap::new();
     let mut put = |name: String, grp: &Group| {
         map.insert(format!("{name}.mu"), grp.mu.as_tensor().clone());
@@ -55,7 +92,8 @@ pub fn save(net: &SpikeSlabNet, path: &Path, meta: serde_json::Value) -> Result<
         }
     }
     map.insert("log_noise".into(), net.log_noise.as_tensor().clone());
-    candle_core::safetensors::save(&map, path)?;
+    candle_core::safetensors::save(&map, path)
+        .map_err(|e| io_error(path, std::io::ErrorKind::Other, e))?;
     let d = Description {
         format: FORMAT.into(),
         arch: net.arch.clone(),
@@ -68,31 +106,101 @@ pub fn save(net: &SpikeSlabNet, path: &Path, meta: serde_json::Value) -> Result<
     std::fs::write(&dp, json).map_err(|source| BayesError::Io { path: dp, source })
 }
 
-/// Load a network saved by [`save`]; returns it with its description.
-pub fn load(path: &Path) -> Result<(SpikeSlabNet, Description)> {
-    let dp = description_path(path);
-    let text = std::fs::read_to_string(&dp).map_err(|source| BayesError::Io {
-        path: dp.clone(),
-        source,
-    })?;
-    let d: Description = serde_json::from_str(&text)
-        .map_err(|e| BayesError::Model(format!("{}: {e}", dp.display())))?;
+/// Checks what a description says: the shape ([`Arch::check`]), the prior, the likelihood.
+fn check_description(d: &Description) -> Result<()> {
     if d.format != FORMAT {
         return Err(BayesError::Model(format!(
             "format {:?}, expected {FORMAT:?}",
             d.format
         )));
     }
-    if !path.exists() {
-        return Err(BayesError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
+    d.arch.check()?;
+    Prior::new(d.prior.lambda, d.prior.sigma0)?;
+    match d.likelihood {
+        Likelihood::Gaussian { sigma, .. } if !(sigma > 0.0 && sigma.is_finite()) => {
+            Err(BayesError::Model(format!(
+                "noise sigma must be positive and finite, got {sigma}"
+            )))
+        }
+        Likelihood::Categorical if d.arch.outputs < 2 => Err(BayesError::Model(format!(
+            "a categorical likelihood needs at least 2 outputs, got {}",
+            d.arch.outputs
+        ))),
+        _ => Ok(()),
     }
-    let map = candle_core::safetensors::load(path, &Device::Cpu)?;
+}
+
+/// Checks a saved tensor: of the network's element type (f32 or f64), every value finite.
+fn check_tensor(name: &str, t: &Tensor, dtype: candle_core::DType) -> Result<()> {
+    use candle_core::DType;
+    if !matches!(t.dtype(), DType::F32 | DType::F64) || t.dtype() != dtype {
+        return Err(BayesError::Model(format!(
+            "tensor {name} is {:?}; every tensor must be f32 or f64, all the same (log_noise is \
+             {dtype:?})",
+            t.dtype()
+        )));
+    }
+    let v = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(BayesError::Model(format!(
+            "tensor {name} holds {} at index {i}; parameters must be finite",
+            v[i]
+        )));
+    }
+    Ok(())
+}
+
+/// Load a network saved by [`save`]; returns it with its description.
+pub fn load(path: &Path) -> Result<(SpikeSlabNet, Description)> {
+    if !path.is_file() {
+        let what = if path.exists() {
+            "not a file"
+        } else {
+            "model file not found"
+        };
+        return Err(io_error(path, std::io::ErrorKind::NotFound, what));
+    }
+    let dp = description_path(path);
+    if dp == path {
+        return Err(BayesError::Model(format!(
+            "{}: a model file cannot be a .json file (that is its description's name)",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&dp).map_err(|e| {
+        BayesError::Model(format!(
+            "{}: the model's description (written beside the model) cannot be read: {e}",
+            dp.display()
+        ))
+    })?;
+    let d: Description = serde_json::from_str(&text)
+        .map_err(|e| BayesError::Model(format!("{}: {e}", dp.display())))?;
+    check_description(&d).map_err(|e| match e {
+        BayesError::Model(m) | BayesError::Config(m) => {
+            BayesError::Model(format!("{}: {m}", dp.display()))
+        }
+        e => e,
+    })?;
+    let map = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| BayesError::Model(format!("{}: {e}", path.display())))?;
+    let net = network(&d, &map).map_err(|e| match e {
+        BayesError::Model(m) => BayesError::Model(format!("{}: {m}", path.display())),
+        e => e,
+    })?;
+    Ok((net, d))
+}
+
+/// The network `d` describes from the tensors of `map`, each checked ([`check_tensor`]).
+fn network(d: &Description, map: &HashMap<String, Tensor>) -> Result<SpikeSlabNet> {
+    let dtype = map
+        .get("log_noise")
+        .map_or(candle_core::DType::F32, Tensor::dtype);
     let get = |k: &str| -> Result<&Tensor> {
-        map.get(k)
-            .ok_or_else(|| BayesError::Model(format!("tensor {k} missing")))
+        let t = map
+            .get(k)
+            .ok_or_else(|| BayesError::Model(format!("tensor {k} missing")))?;
+        check_tensor(k, t, dtype)?;
+        Ok(t)
     };
     let group = |name: &str, shape: &[usize]| -> Result<Group> {
         let t = |s: &str| get(&format!("{name}.{s}"));
@@ -134,14 +242,30 @@ pub fn load(path: &Path) -> Result<(SpikeSlabNet, Description)> {
             });
         }
     }
-    let log_noise = Var::from_tensor(get("log_noise")?)?;
-    let net = SpikeSlabNet {
+    let log_noise = get("log_noise")?;
+    if log_noise.rank() != 0 {
+        return Err(BayesError::Model(format!(
+            "log_noise has shape {:?}, expected a scalar",
+            log_noise.dims()
+        )));
+    }
+    let sigma = log_noise
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar::<f64>()?
+        .exp();
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        return Err(BayesError::Model(format!(
+            "log_noise {} gives noise sigma {sigma}",
+            sigma.ln()
+        )));
+    }
+    let log_noise = Var::from_tensor(log_noise)?;
+    Ok(SpikeSlabNet {
         arch: d.arch.clone(),
         convs,
         layers,
         prior: d.prior,
         likelihood: d.likelihood,
         log_noise,
-    };
-    Ok((net, d))
+    })
 }

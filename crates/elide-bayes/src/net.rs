@@ -12,6 +12,14 @@ use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+/// The most weights and biases a network may have: `2^31`. [`Arch::check`] refuses larger
+/// networks (a [`BayesError::Config`]) before anything is allocated; generated data sets
+/// ([`crate::teacher::Teacher::generate`]) are capped at as many values.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// The most hidden layers a network may have.
+pub const MAX_HIDDEN_LAYERS: usize = 1000;
+
 /// The shape of a network: inputs, an optional convolutional front, hidden widths, outputs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arch {
@@ -59,10 +67,10 @@ impl ConvFront {
         Ok(s)
     }
 
-    /// Values per row after the last stage.
+    /// Values per row after the last stage (saturating at `usize::MAX`).
     pub fn features(&self) -> Result<usize> {
         let [c, h, w] = *self.shapes()?.last().expect("non-empty");
-        Ok(c * h * w)
+        Ok(c.saturating_mul(h).saturating_mul(w))
     }
 
     /// Input channels of each stage: the image's, then the previous stage's outputs.
@@ -85,21 +93,22 @@ impl ConvFront {
             .collect()
     }
 
-    /// Kernel weights and biases of all stages.
+    /// Kernel weights and biases of all stages (saturating at `usize::MAX`).
     pub fn params(&self) -> usize {
         self.stages
             .iter()
             .zip(self.kernel_shapes())
             .map(|(st, k)| {
-                k.iter().product::<usize>() + if st.config.bias { st.channels } else { 0 }
+                let bias = if st.config.bias { st.channels } else { 0 };
+                saturating_product(&k).saturating_add(bias)
             })
-            .sum()
+            .fold(0, usize::saturating_add)
     }
 
     /// Checks the front for rows of `inputs` values: the image holds them all, there is a
     /// stage, every stage's channels split into its groups, and every stage fits its input.
     pub fn check(&self, inputs: usize) -> Result<()> {
-        let pixels: usize = self.image.iter().product();
+        let pixels = saturating_product(&self.image);
         if pixels != inputs || self.stages.is_empty() {
             return Err(BayesError::Config(format!(
                 "a conv front over {:?} images needs {pixels} inputs (got {inputs}) and a stage",
@@ -144,10 +153,68 @@ impl Arch {
         s
     }
 
-    /// Total number of weights and biases (conv front included).
+    /// Total number of weights and biases (conv front included), saturating at `usize::MAX`
+    /// ([`Arch::check`] refuses more than [`MAX_ELEMENTS`]).
     pub fn params(&self) -> usize {
-        let fc: usize = self.sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-        fc + self.conv.as_ref().map_or(0, ConvFront::params)
+        let fc = self
+            .sizes()
+            .windows(2)
+            .map(|w| w[0].saturating_mul(w[1]).saturating_add(w[1]))
+            .fold(0, usize::saturating_add);
+        fc.saturating_add(self.conv.as_ref().map_or(0, ConvFront::params))
+    }
+
+    /// The layer sizes as `inputs-hidden...-outputs` (long stacks abbreviated), for messages.
+    pub fn describe(&self) -> String {
+        let h = &self.hidden;
+        let hidden = match h.len() {
+            0..=6 => h.iter().map(|w| format!("{w}-")).collect::<String>(),
+            n => format!("{}-...({n} hidden layers)...-{}-", h[0], h[n - 1]),
+        };
+        let front = if self.conv.is_some() { "conv-" } else { "" };
+        format!("{}-{front}{hidden}{}", self.inputs, self.outputs)
+    }
+
+    /// Checks that a network of this shape can be built: at least one input and output, no
+    /// hidden layer of width 0, at most [`MAX_HIDDEN_LAYERS`] hidden layers, a conv front that
+    /// fits its image, and at most [`MAX_ELEMENTS`] weights and biases. Returns their number.
+    pub fn check(&self) -> Result<usize> {
+        let bad = |msg: String| {
+            Err(BayesError::Config(format!(
+                "network {}: {msg}",
+                self.describe()
+            )))
+        };
+        if self.inputs == 0 || self.outputs == 0 {
+            return bad(format!(
+                "needs at least 1 input and 1 output, got {} and {}",
+                self.inputs, self.outputs
+            ));
+        }
+        if self.hidden.len() > MAX_HIDDEN_LAYERS {
+            return bad(format!(
+                "{} hidden layers; at most {MAX_HIDDEN_LAYERS} are supported",
+                self.hidden.len()
+            ));
+        }
+        if let Some(i) = self.hidden.iter().position(|&w| w == 0) {
+            return bad(format!("hidden layer {} has width 0", i + 1));
+        }
+        if let Some(front) = &self.conv {
+            front.check(self.inputs)?;
+        }
+        let params = self.params();
+        if params > MAX_ELEMENTS {
+            return bad(format!(
+                "{} weights and biases; at most 2^31 = {MAX_ELEMENTS} are supported",
+                if params == usize::MAX {
+                    "more than 2^64".to_string()
+                } else {
+                    params.to_string()
+                }
+            ));
+        }
+        Ok(params)
     }
 
     /// The sizes that the theory's `lambda` depends on, for `samples` training points. Conv
@@ -161,6 +228,11 @@ impl Arch {
             inputs: self.inputs,
         }
     }
+}
+
+/// The product of `dims`, saturating at `usize::MAX`.
+pub(crate) fn saturating_product(dims: &[usize]) -> usize {
+    dims.iter().fold(1, |a, &d| a.saturating_mul(d))
 }
 
 /// The observation model.
@@ -205,16 +277,18 @@ impl SpikeSlabNet {
         dtype: DType,
     ) -> Result<Self> {
         let dev = Device::Cpu;
+        arch.check()?;
         if let Likelihood::Gaussian { sigma, .. } = likelihood {
             if !(sigma > 0.0 && sigma.is_finite()) {
                 return Err(BayesError::Config(format!(
-                    "noise sigma {sigma} is not positive"
+                    "noise sigma must be positive and finite, got {sigma}"
                 )));
             }
         } else if arch.outputs < 2 {
-            return Err(BayesError::Config(
-                "a categorical likelihood needs >= 2 outputs".into(),
-            ));
+            return Err(BayesError::Config(format!(
+                "a categorical likelihood needs at least 2 outputs (classes), got {}",
+                arch.outputs
+            )));
         }
         let mut rng = Rng::new(seed);
         let convs = match &arch.conv {

@@ -42,13 +42,24 @@ pub fn predict(
     level: f64,
     seed: u64,
 ) -> Result<Prediction> {
-    if samples == 0 || !(level > 0.0 && level < 1.0) {
+    if samples == 0 {
+        return Err(BayesError::Config(
+            "prediction: samples must be at least 1, got 0".into(),
+        ));
+    }
+    if !(level > 0.0 && level < 1.0) {
         return Err(BayesError::Config(format!(
-            "samples {samples}, level {level}"
+            "prediction: the credible level must be in (0, 1), got {level}"
+        )));
+    }
+    let (n, p) = x.dims2()?;
+    if p != net.arch.inputs {
+        return Err(BayesError::Data(format!(
+            "prediction: {p} inputs per row, the network reads {}",
+            net.arch.inputs
         )));
     }
     let mut rng = Rng::new(seed);
-    let n = x.dim(0)?;
     let k = net.arch.outputs;
     let x = x.to_dtype(net.dtype())?;
     let mut draws: Vec<Vec<f64>> = Vec::with_capacity(samples);

@@ -24,12 +24,12 @@ impl Prior {
     pub fn new(lambda: f64, sigma0: f64) -> Result<Self> {
         if !(lambda > 0.0 && lambda < 1.0) {
             return Err(BayesError::Config(format!(
-                "lambda {lambda} is not in (0, 1)"
+                "lambda must be in (0, 1), got {lambda}"
             )));
         }
         if !(sigma0 > 0.0 && sigma0.is_finite()) {
             return Err(BayesError::Config(format!(
-                "sigma0 {sigma0} is not positive"
+                "sigma0 must be positive and finite, got {sigma0}"
             )));
         }
         Ok(Self { lambda, sigma0 })
@@ -53,13 +53,22 @@ pub struct TheorySizes {
 
 /// `lambda` from the theory: `-log lambda = log T + delta [(L+1) log N + log(sqrt(n) p)]`.
 pub fn theory_lambda(s: TheorySizes, delta: f64) -> Result<f64> {
-    if s.params == 0 || s.width == 0 || s.samples == 0 || s.inputs == 0 {
-        return Err(BayesError::Config(format!(
-            "theory_lambda: zero size in {s:?}"
-        )));
+    for (name, v) in [
+        ("parameters", s.params),
+        ("width", s.width),
+        ("training samples", s.samples),
+        ("inputs", s.inputs),
+    ] {
+        if v == 0 {
+            return Err(BayesError::Config(format!(
+                "theory lambda: the number of {name} must be at least 1, got 0"
+            )));
+        }
     }
     if !(delta >= 0.0 && delta.is_finite()) {
-        return Err(BayesError::Config(format!("delta {delta} is not >= 0")));
+        return Err(BayesError::Config(format!(
+            "delta must be a finite number >= 0, got {delta}"
+        )));
     }
     let a = (s.params as f64).ln()
         + delta
@@ -111,5 +120,29 @@ mod tests {
         assert!(Prior::new(0.0, 1.0).is_err());
         assert!(Prior::new(0.5, -1.0).is_err());
         assert!(Prior::new(f64::NAN, 1.0).is_err());
+        let e = Prior::new(0.5, f64::INFINITY).unwrap_err().to_string();
+        assert!(
+            e.contains("sigma0 must be positive and finite, got inf"),
+            "{e}"
+        );
+        let e = Prior::new(1.5, 1.0).unwrap_err().to_string();
+        assert!(e.contains("lambda must be in (0, 1), got 1.5"), "{e}");
+    }
+
+    #[test]
+    fn theory_lambda_names_the_zero_size() {
+        let s = TheorySizes {
+            params: 10,
+            hidden_layers: 1,
+            width: 0,
+            samples: 5,
+            inputs: 2,
+        };
+        let e = theory_lambda(s, 0.1).unwrap_err().to_string();
+        assert!(e.contains("width must be at least 1"), "{e}");
+        assert!(!e.contains("TheorySizes"), "{e}");
+        let s = TheorySizes { width: 3, ..s };
+        let e = theory_lambda(s, f64::NAN).unwrap_err().to_string();
+        assert!(e.contains("delta") && e.contains("NaN"), "{e}");
     }
 }

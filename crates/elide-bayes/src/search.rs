@@ -24,7 +24,7 @@
 use crate::data::Dataset;
 use crate::error::{BayesError, Result};
 use crate::layer::Init;
-use crate::net::{Arch, ConvFront, Likelihood, SpikeSlabNet};
+use crate::net::{Arch, ConvFront, Likelihood, SpikeSlabNet, MAX_HIDDEN_LAYERS};
 use crate::prior::{theory_lambda, Prior};
 use crate::rng::Rng;
 use crate::select::{density, selected_inputs};
@@ -163,6 +163,7 @@ pub fn fit_structure(
     s: &FitSettings,
     on_epoch: impl FnMut(&EpochStats),
 ) -> Result<(SpikeSlabNet, Vec<EpochStats>, f64)> {
+    arch.check()?;
     let lambda = theory_lambda(arch.theory_sizes(data.n), s.delta)?;
     let prior = Prior::new(lambda, s.sigma0)?;
     let net = SpikeSlabNet::new(arch, prior, s.likelihood, &s.init, s.seed, DType::F32)?;
@@ -197,6 +198,11 @@ impl Grid {
         if layers.is_empty() || widths.is_empty() || layers.contains(&0) || widths.contains(&0) {
             return Err(BayesError::Config(format!(
                 "search grid needs depths and widths >= 1, got layers {layers:?} widths {widths:?}"
+            )));
+        }
+        if let Some(l) = layers.iter().find(|&&l| l > MAX_HIDDEN_LAYERS) {
+            return Err(BayesError::Config(format!(
+                "search grid depth {l}: at most {MAX_HIDDEN_LAYERS} hidden layers are supported"
             )));
         }
         Ok(Self {
@@ -280,7 +286,18 @@ pub fn search(
     on_candidate: impl Fn(&Candidate) + Sync,
 ) -> Result<Searched> {
     if s.elbo_samples == 0 {
-        return Err(BayesError::Config("ELBO estimate with 0 samples".into()));
+        return Err(BayesError::Config(
+            "elbo_samples must be at least 1, got 0".into(),
+        ));
+    }
+    s.train.check()?;
+    // Every candidate's size before any is fitted.
+    for (layers, width) in grid.candidates() {
+        Arch {
+            conv: grid.conv.clone(),
+            ..Arch::uniform(data.p, layers, width, outputs)
+        }
+        .check()?;
     }
     let runs: Vec<(usize, usize, usize)> = grid
         .candidates()
@@ -403,6 +420,13 @@ mod tests {
     fn grid_is_checked_and_depth_major() {
         assert!(Grid::new(vec![], vec![3]).is_err());
         assert!(Grid::new(vec![1, 0], vec![3]).is_err());
+        let e = Grid::new(vec![100_000_000], vec![1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("depth 100000000") && e.contains("at most"),
+            "{e}"
+        );
         let g = Grid::new(vec![1, 2], vec![4, 8]).unwrap();
         assert_eq!(g.candidates(), vec![(1, 4), (1, 8), (2, 4), (2, 8)]);
     }

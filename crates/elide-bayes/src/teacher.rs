@@ -4,7 +4,7 @@
 //! input dimension through `log p`).
 use crate::data::{Dataset, Targets};
 use crate::error::{BayesError, Result};
-use crate::net::Arch;
+use crate::net::{Arch, MAX_ELEMENTS};
 use crate::rng::Rng;
 use crate::search::{fit_structure, FitSettings};
 use crate::simulate::{evaluate, Scores};
@@ -39,14 +39,30 @@ impl Teacher {
         signal_sd: f64,
         seed: u64,
     ) -> Result<Self> {
-        let bad_density = !(edge_density > 0.0 && edge_density <= 1.0);
-        let bad_sd = !(signal_sd > 0.0 && signal_sd.is_finite());
-        if relevant == 0 || hidden.contains(&0) || bad_density || bad_sd {
-            return Err(BayesError::Config(format!(
-                "teacher: relevant {relevant}, hidden {hidden:?}, edge density {edge_density}, \
-                 output sd {signal_sd}"
-            )));
+        let bad = |msg: String| Err(BayesError::Config(format!("teacher: {msg}")));
+        if relevant == 0 {
+            return bad("relevant inputs must be at least 1, got 0".into());
         }
+        if let Some(i) = hidden.iter().position(|&w| w == 0) {
+            return bad(format!("hidden layer {} has width 0", i + 1));
+        }
+        if !(edge_density > 0.0 && edge_density <= 1.0) {
+            return bad(format!(
+                "edge density must be in (0, 1], got {edge_density}"
+            ));
+        }
+        if !(signal_sd > 0.0 && signal_sd.is_finite()) {
+            return bad(format!(
+                "output sd must be positive and finite, got {signal_sd}"
+            ));
+        }
+        Arch {
+            inputs: relevant,
+            hidden: hidden.to_vec(),
+            outputs: 1,
+            conv: None,
+        }
+        .check()?;
         let mut rng = Rng::new(seed);
         let mut sizes = vec![relevant];
         sizes.extend(hidden);
@@ -124,6 +140,11 @@ impl Teacher {
             return Err(BayesError::Config(format!(
                 "{p} inputs, the teacher reads {}",
                 self.relevant
+            )));
+        }
+        if n.checked_mul(p).is_none_or(|v| v > MAX_ELEMENTS) {
+            return Err(BayesError::Config(format!(
+                "{n} points of {p} inputs: more than 2^31 = {MAX_ELEMENTS} values"
             )));
         }
         let mut x = Vec::with_capacity(n * p);
@@ -284,7 +305,24 @@ mod tests {
         x2[3..].iter_mut().for_each(|v| *v = -*v);
         assert_eq!(t.eval(&x), t.eval(&x2));
         assert!(t.generate(5, 2, 1.0, &mut r).is_err());
-        assert!(Teacher::new(0, &[4], 0.5, 1.0, 1).is_err());
+        let e = Teacher::new(0, &[4], 0.5, 1.0, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("relevant inputs must be at least 1, got 0"),
+            "{e}"
+        );
+        let e = Teacher::new(3, &[4, 0], 0.5, 1.0, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hidden layer 2 has width 0"), "{e}");
+        let e = Teacher::new(3, &[1 << 40], 0.5, 1.0, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2^31"), "{e}");
+        let e = t
+            .generate(1 << 20, 1 << 20, 1.0, &mut r)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 2^31"), "{e}");
         assert!(Teacher::new(3, &[4], 0.5, f64::NAN, 1).is_err());
         assert!(Teacher::new(3, &[4], 0.5, -1.0, 1).is_err());
         assert!(t.eval(&[0.1]).is_nan());

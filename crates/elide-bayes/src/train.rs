@@ -41,6 +41,29 @@ fn one() -> f64 {
     1.0
 }
 
+impl TrainConfig {
+    /// Checks every setting; the error names the field and its value.
+    pub fn check(&self) -> Result<()> {
+        let bad = |msg: String| Err(BayesError::Config(format!("training: {msg}")));
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1, got 0".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1, got 0".into());
+        }
+        for (name, v) in [
+            ("lr", self.lr),
+            ("temperature", self.temperature),
+            ("theta_lr_scale", self.theta_lr_scale),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return bad(format!("{name} must be a positive finite number, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -91,14 +114,7 @@ pub fn train(
     cfg: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> Result<Vec<EpochStats>> {
-    let positive = |v: f64| v > 0.0 && v.is_finite();
-    if cfg.batch_size == 0
-        || !positive(cfg.temperature)
-        || !positive(cfg.lr)
-        || !positive(cfg.theta_lr_scale)
-    {
-        return Err(BayesError::Config(format!("bad training settings {cfg:?}")));
-    }
+    cfg.check()?;
     if data.p != net.arch.inputs {
         return Err(BayesError::Data(format!(
             "data has {} inputs, the network {}",
@@ -175,7 +191,34 @@ pub fn train(
 
 #[cfg(test)]
 mod tests {
-    use super::kl_scale;
+    use super::{kl_scale, TrainConfig};
+
+    #[test]
+    fn bad_settings_name_the_field_and_value() {
+        let e = |c: TrainConfig| c.check().unwrap_err().to_string();
+        let d = TrainConfig::default();
+        assert!(d.check().is_ok());
+        let msg = e(TrainConfig { lr: 0.0, ..d });
+        assert!(
+            msg.contains("lr must be a positive finite number, got 0"),
+            "{msg}"
+        );
+        let msg = e(TrainConfig { lr: f64::NAN, ..d });
+        assert!(msg.contains("lr") && msg.contains("NaN"), "{msg}");
+        let msg = e(TrainConfig { batch_size: 0, ..d });
+        assert!(msg.contains("batch_size must be at least 1"), "{msg}");
+        let msg = e(TrainConfig { epochs: 0, ..d });
+        assert!(msg.contains("epochs must be at least 1"), "{msg}");
+        let msg = e(TrainConfig {
+            theta_lr_scale: f64::INFINITY,
+            ..d
+        });
+        assert!(
+            msg.contains("theta_lr_scale") && msg.contains("inf"),
+            "{msg}"
+        );
+        assert!(!msg.contains("TrainConfig"), "{msg}");
+    }
 
     #[test]
     fn warmup_rises_linearly_to_one() {

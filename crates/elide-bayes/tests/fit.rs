@@ -139,3 +139,120 @@ fn save_load_round_trip() {
     assert!(io::load(&dir.join("missing.safetensors")).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `io::load` refuses what would make a model predict garbage, and `io::save` names the path
+/// the caller gave when it cannot write.
+#[test]
+fn corrupt_models_and_bad_paths_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("elide-bayes-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let net = regression_net(3, 50, 1);
+    let path = dir.join("m.safetensors");
+    io::save(&net, &path, serde_json::json!({})).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let json = std::fs::read_to_string(dir.join("m.json")).unwrap();
+    let err = |p: &std::path::Path| io::load(p).unwrap_err().to_string();
+
+    // One tensor with a NaN (then an infinity) in it.
+    for (name, bad) in [
+        ("layer0.weight.mu", f32::NAN),
+        ("layer1.bias.rho", f32::INFINITY),
+    ] {
+        let mut map = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+        let t = &map[name];
+        let mut v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v[0] = bad;
+        let shape = t.shape().clone();
+        map.insert(
+            name.into(),
+            candle_core::Tensor::from_vec(v, shape, &candle_core::Device::Cpu).unwrap(),
+        );
+        candle_core::safetensors::save(&map, &path).unwrap();
+        let e = err(&path);
+        assert!(e.contains(name) && e.contains("must be finite"), "{e}");
+        std::fs::write(&path, &good).unwrap();
+    }
+    // A description with a zero width, an impossible prior, a non-positive noise.
+    for (from, to, want) in [
+        (
+            "\"hidden\": [\n      4\n    ]",
+            "\"hidden\": [\n      0\n    ]",
+            "width 0",
+        ),
+        (
+            "\"sigma0\": 1.3",
+            "\"sigma0\": 0.0",
+            "sigma0 must be positive",
+        ),
+        (
+            "\"sigma\": 0.3",
+            "\"sigma\": -1.0",
+            "noise sigma must be positive",
+        ),
+    ] {
+        assert!(json.contains(from), "{json}");
+        std::fs::write(dir.join("m.json"), json.replace(from, to)).unwrap();
+        let e = err(&path);
+        assert!(e.contains(want) && e.contains("m.json"), "{e}");
+    }
+    std::fs::write(dir.join("m.json"), &json).unwrap();
+    assert!(io::load(&path).is_ok());
+    // A missing model is named as such (not its description).
+    let e = err(&dir.join("gone.safetensors"));
+    assert!(
+        e.contains("gone.safetensors") && e.contains("model file not found"),
+        "{e}"
+    );
+    // Saving: a .json path, a directory, a missing directory.
+    let e = io::save(&net, &dir.join("x.json"), serde_json::json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("x.json") && e.contains("cannot be a .json file"),
+        "{e}"
+    );
+    let e = io::save(&net, &dir, serde_json::json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&*dir.to_string_lossy()) && e.contains("directory"),
+        "{e}"
+    );
+    let gone = dir.join("no-such-dir").join("m.safetensors");
+    let e = io::save(&net, &gone, serde_json::json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&*gone.to_string_lossy()), "{e}");
+    assert!(!e.contains(".tmp"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Sizes are checked before anything is allocated: a network past 2^31 parameters or with
+/// more hidden layers than supported is a configuration error, and so are zero widths.
+#[test]
+fn oversized_networks_are_refused_before_allocation() {
+    let prior = Prior::new(0.1, 1.0).unwrap();
+    let lik = Likelihood::Categorical;
+    let build = |arch: Arch| {
+        SpikeSlabNet::new(arch, prior, lik, &Init::default(), 0, DType::F32)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = build(Arch::uniform(3, 2, 16, 1_000_000_000_000));
+    assert!(e.contains("at most 2^31"), "{e}");
+    let e = build(Arch::uniform(3, 2, 1_000_000_000, 2));
+    assert!(
+        e.contains("more than 2^64") || e.contains("at most 2^31"),
+        "{e}"
+    );
+    let e = build(Arch::uniform(3, 1001, 1, 2));
+    assert!(e.contains("1001 hidden layers"), "{e}");
+    let e = build(Arch::uniform(3, 2, 0, 2));
+    assert!(e.contains("width 0"), "{e}");
+    let e = build(Arch::uniform(3, 1, 4, 1));
+    assert!(e.contains("at least 2 outputs"), "{e}");
+    assert_eq!(
+        Arch::uniform(3, 1, 4, 2).check().unwrap(),
+        3 * 4 + 4 + 4 * 2 + 2
+    );
+}

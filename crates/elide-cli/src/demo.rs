@@ -18,26 +18,49 @@ pub struct DemoArgs {
     /// Feature channels.
     #[arg(long, default_value_t = 64)]
     channels: usize,
-    /// Residual units after the stem.
+    /// Residual units after the stem (at most 64).
     #[arg(long, default_value_t = 4)]
     units: usize,
-    /// Fraction of the image the road mask covers.
-    #[arg(long, default_value_t = 0.15)]
+    /// Fraction of the image the road mask covers, in (0, 1].
+    #[arg(long, default_value_t = 0.15, value_parser = parse_coverage, allow_negative_numbers = true)]
     coverage: f64,
-    /// Worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0 = all cores, at most 256).
+    #[arg(long, default_value_t = 0, value_parser = crate::parse_threads, allow_negative_numbers = true)]
     threads: usize,
-    /// Timed repetitions (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    /// Timed repetitions (the median is reported; at least 1).
+    #[arg(long, default_value_t = 5, value_parser = crate::parse_reps, allow_negative_numbers = true)]
     reps: usize,
+}
+
+/// The most residual units `--units` takes.
+const MAX_UNITS: usize = 64;
+
+/// `--coverage`: a fraction in (0, 1].
+fn parse_coverage(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err("expected a fraction of the image in (0, 1], e.g. 0.15".into()),
+    }
+}
+
+/// Checks the sizes: the feature maps and each conv's weights within [`crate::MAX_VALUES`].
+fn check_sizes(a: &DemoArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.units <= MAX_UNITS,
+        "--units {}: at most {MAX_UNITS} residual units",
+        a.units
+    );
+    let maps = "--channels x --height x --width";
+    crate::checked_size(maps, &[a.channels, a.height, a.width])?;
+    // The stem and two 3x3 convs per unit.
+    let weights = "convs x --channels x --channels x 3x3";
+    crate::checked_size(weights, &[2 * a.units + 1, a.channels, a.channels, 9])?;
+    Ok(())
 }
 
 /// Runs the demo.
 pub fn run(a: &DemoArgs) -> Result<()> {
-    anyhow::ensure!(
-        a.reps > 0 && a.height > 0 && a.width > 0,
-        "sizes and --reps must be positive"
-    );
+    check_sizes(a)?;
     let (h, w) = (a.height, a.width);
     let net = Backbone::seeded(3, a.channels, a.units, 42)?;
     let mut rng = SplitMix64::new(7);

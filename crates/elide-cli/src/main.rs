@@ -34,6 +34,47 @@ enum Command {
     Bayes(bayes::BayesCommand),
 }
 
+/// The most worker threads a `--threads` flag takes: far above any core count this runs on, and
+/// low enough that spawning the pool stays quick (a pool of 100,000 threads never finished).
+pub const MAX_THREADS: usize = 256;
+
+/// The most values one tensor that a size flag asks for may hold: 2^28 f32 = 1 GiB.
+pub const MAX_VALUES: usize = 1 << 28;
+
+/// `--threads`: 0 (all cores) up to [`MAX_THREADS`].
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(t) if t <= MAX_THREADS => Ok(t),
+        _ => Err(format!(
+            "expected a thread count from 0 (all cores) to {MAX_THREADS}"
+        )),
+    }
+}
+
+/// `--reps`: at least 1.
+pub fn parse_reps(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(r) if r >= 1 => Ok(r),
+        _ => Err("expected a whole number of repetitions, at least 1".into()),
+    }
+}
+
+/// The number of values in a tensor of `shape`, when every dimension is at least 1 and the
+/// product is at most [`MAX_VALUES`]; otherwise an error naming `what` (a flag) and the shape.
+pub fn checked_size(what: &str, shape: &[usize]) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        shape.iter().all(|&d| d >= 1),
+        "{what} {shape:?}: every dimension must be at least 1"
+    );
+    match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) if n <= MAX_VALUES => Ok(n),
+        n => anyhow::bail!(
+            "{what} {shape:?} holds {} values; at most {MAX_VALUES} (1 GiB of f32) are allowed",
+            n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+        ),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),

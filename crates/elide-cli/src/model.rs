@@ -3,16 +3,16 @@
 //! low-resolution pass ([`masked`]); outputs as top-k, PNG maps and JSON ([`report`]).
 mod input;
 mod masked;
+mod npy;
 mod report;
 mod resize;
 
 use crate::bench::timing::median_ms_setup;
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{ArgGroup, Args};
 use elide::kernels::threads::with_threads;
 use elide_graph::ops::Op;
 use elide_graph::{onnx, optimize, sparse, Graph, Value};
-use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `elide inspect`.
@@ -28,6 +28,7 @@ pub struct InspectArgs {
 
 /// Arguments of `elide run`.
 #[derive(Args)]
+#[command(group(ArgGroup::new("mask_source").args(["mask", "mask_auto"]).multiple(true)))]
 pub struct RunArgs {
     /// The ONNX model.
     model: PathBuf,
@@ -38,11 +39,11 @@ pub struct RunArgs {
     input: PathBuf,
     #[command(flatten)]
     prep: input::PrepArgs,
-    /// Worker threads (0 = all cores).
-    #[arg(long, default_value_t = 1)]
+    /// Worker threads (0 = all cores, at most 256).
+    #[arg(long, default_value_t = 1, value_parser = crate::parse_threads, allow_negative_numbers = true)]
     threads: usize,
-    /// Timed repetitions (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    /// Timed repetitions (the median is reported; at least 1).
+    #[arg(long, default_value_t = 5, value_parser = crate::parse_reps, allow_negative_numbers = true)]
     reps: usize,
     /// Entries printed per small output (<= 1000 values, e.g. a classifier's scores).
     #[arg(long, default_value_t = 5)]
@@ -59,7 +60,7 @@ pub struct RunArgs {
     /// Grey levels of the PNG maps: `clip` = values clipped to [0, 1] (0 black, 1 white),
     /// `minmax` = each map's min..max stretched to black..white, `auto` = clip when every value
     /// lies in [0, 1] (probability maps), else minmax.
-    #[arg(long, value_enum, default_value_t = report::MapScale::Auto)]
+    #[arg(long, value_enum, default_value_t = report::MapScale::Auto, requires = "out_dir")]
     map_scale: report::MapScale,
     /// Also write each preprocessed input tensor as `<input>_input.npy` into --out-dir.
     #[arg(long, requires = "out_dir")]
@@ -79,21 +80,26 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "mask")]
     mask_auto: bool,
     /// --mask-auto: the input's sides are divided by this (>= 1).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, requires = "mask_auto")]
     mask_scale: f32,
     /// --mask-auto: active where the low-resolution map exceeds this (any channel).
-    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 0.3,
+        allow_negative_numbers = true,
+        requires = "mask_auto"
+    )]
     mask_threshold: f32,
     /// --mask-auto: dilation of the mask, in input pixels.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, requires = "mask_auto")]
     mask_dilate: usize,
     /// --mask-auto: round the low-resolution sides to a multiple of this (default: 32 for
     /// the ppocr-det and yolov8 presets, else 1).
-    #[arg(long)]
+    #[arg(long, requires = "mask_auto")]
     mask_multiple: Option<usize>,
     /// Masked run: `exact` (outputs equal dense inside the mask) or `fast` (SBNet: features
     /// outside the mask are zero).
-    #[arg(long, value_enum, default_value_t = MaskMode::Exact)]
+    #[arg(long, value_enum, default_value_t = MaskMode::Exact, requires = "mask_source")]
     mode: MaskMode,
 }
 
@@ -155,6 +161,30 @@ fn cost(g: &Graph, op: &Op, ins: &[Vec<usize>], out: &[usize]) -> (u64, u64) {
     }
 }
 
+/// The number of values of an `inspect` input of `shape`: each dimension at least 1, at most
+/// [`crate::MAX_VALUES`] in all, and the model's declared rank and fixed dimensions.
+fn check_declared(g: &Graph, inp: &elide_graph::graph::Input, shape: &[usize]) -> Result<usize> {
+    let count = crate::checked_size("--shape", shape)?;
+    let declared = &inp.shape;
+    let name = &g.names[inp.id];
+    let show = |d: &Option<usize>| d.map_or("?".to_string(), |d| d.to_string());
+    let want: Vec<String> = declared.iter().map(show).collect();
+    let want = format!("[{}] (? = any)", want.join(", "));
+    if declared.len() != shape.len() {
+        bail!(
+            "--shape {shape:?} has {} dimensions; the model's input '{name}' declares {}: {want}",
+            shape.len(),
+            declared.len()
+        );
+    }
+    for (axis, (d, &s)) in declared.iter().zip(shape).enumerate() {
+        if d.is_some_and(|d| d != s) {
+            bail!("--shape {shape:?}: dimension {axis} is {s}, the model's input '{name}' declares {want}");
+        }
+    }
+    Ok(count)
+}
+
 /// Runs `inspect`.
 pub fn inspect(a: &InspectArgs) -> Result<()> {
     let g = load(&a.model)?;
@@ -181,7 +211,8 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
             })
             .collect(),
     };
-    let x = Value::f32(&shape, vec![0.0; shape.iter().product()])?;
+    let count = check_declared(&g, inp, &shape)?;
+    let x = Value::f32(&shape, vec![0.0; count])?;
     // Shapes come from one run on zeros of the given shape.
     let mut rows = Vec::new();
     let mut shapes: Vec<Option<Vec<usize>>> = vec![None; g.names.len()];
@@ -324,11 +355,7 @@ fn run_one(
             println!("input {}: {note}, tensor {:?}", file.display(), x.shape());
             (x, Some(format!("{}; {note}", prep.describe())))
         }
-        _ => {
-            let x: ArrayD<f32> = ndarray_npy::read_npy(file)
-                .with_context(|| format!("reading {} (a float32 .npy)", file.display()))?;
-            (x, None)
-        }
+        _ => (npy::read_f32(file, "a float32 .npy")?, None),
     };
     let mut files = Vec::new();
     if let (true, Some(dir)) = (a.save_input, &a.out_dir) {

@@ -1,8 +1,8 @@
 //! `elide segment`: decode frame-wise probabilities into action segments (exact Viterbi or
 //! FIFA), for one `.npy` file or a whole dataset split; also writes synthetic datasets.
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use elide_segment::evaluate::{evaluate, SplitSpec, TaskKind};
+use elide_segment::evaluate::{evaluate, SplitSpec, TaskKind, VideoResult};
 use elide_segment::fifa::{FifaOptions, Init};
 use elide_segment::segments::from_frames;
 use elide_segment::synth::{generate, write, SynthConfig};
@@ -33,7 +33,17 @@ enum TaskArg {
     Segment,
 }
 
-/// Options of `elide segment`.
+/// Options of one video (`--probs`).
+const FILE_ONLY: [&str; 2] = ["dataset", "make_synthetic"];
+/// Options of dataset mode.
+const DATASET_ONLY: [&str; 2] = ["probs", "make_synthetic"];
+/// Options of the synthetic dataset.
+const SYNTH_ONLY: [&str; 2] = ["probs", "dataset"];
+/// Options of decoding (one video or a dataset).
+const DECODE_ONLY: [&str; 1] = ["make_synthetic"];
+
+/// Options of `elide segment`. Each mode's options conflict with the other modes, so none is
+/// silently ignored.
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["probs", "dataset", "make_synthetic"])))]
 pub struct SegmentArgs {
@@ -41,72 +51,103 @@ pub struct SegmentArgs {
     #[arg(long, requires = "target")]
     probs: Option<PathBuf>,
     /// The transcript to align to: class names (or ids without --mapping), space separated.
-    #[arg(long, group = "target")]
+    #[arg(long, group = "target", conflicts_with_all = FILE_ONLY)]
     transcript: Option<String>,
     /// A grammar file: one allowed transcript per line.
-    #[arg(long, group = "target")]
+    #[arg(long, group = "target", conflicts_with_all = FILE_ONLY)]
     grammar: Option<PathBuf>,
     /// `mapping.txt` ("id name" per line); without it classes are named by their ids.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = FILE_ONLY)]
     mapping: Option<PathBuf>,
     /// Mean length per class ("name mean" or one mean per line); default: T / segments.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = FILE_ONLY)]
     lengths: Option<PathBuf>,
     /// Dataset mode: a folder in the MS-TCN / Breakfast layout.
     #[arg(long)]
     dataset: Option<PathBuf>,
     /// Dataset mode: the split number (uses `train.splitN` and `test.splitN` bundles).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with_all = DATASET_ONLY)]
     split: usize,
     /// Dataset mode: folder of `<video>.npy` probabilities (default `<dataset>/probs`).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = DATASET_ONLY)]
     probs_dir: Option<PathBuf>,
     /// Dataset mode: the task.
-    #[arg(long, value_enum, default_value_t = TaskArg::Segment)]
+    #[arg(long, value_enum, default_value_t = TaskArg::Segment, conflicts_with_all = DATASET_ONLY)]
     task: TaskArg,
     /// Dataset mode: background classes left out of IoU, IoD, F1, Edit (default: SIL if known).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with_all = DATASET_ONLY)]
     bg: Option<Vec<String>>,
-    /// Divide posteriors by the class prior (dataset mode: of the training frames).
-    #[arg(long)]
+    /// Dataset mode: divide posteriors by the class prior of the training frames.
+    #[arg(long, conflicts_with_all = DATASET_ONLY)]
     prior: bool,
     /// Write a synthetic Breakfast-like dataset to this folder and exit.
     #[arg(long)]
     make_synthetic: Option<PathBuf>,
-    /// Videos of the synthetic dataset.
-    #[arg(long, default_value_t = 40)]
+    /// Videos of the synthetic dataset (at least 2: one training, one test).
+    #[arg(long, default_value_t = 40, value_parser = at_least(2), conflicts_with_all = SYNTH_ONLY)]
     videos: usize,
     /// Seed of the synthetic dataset.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with_all = SYNTH_ONLY)]
     seed: u64,
     /// Decoder.
-    #[arg(long, value_enum, default_value_t = MethodArg::Exact)]
+    #[arg(long, value_enum, default_value_t = MethodArg::Exact, conflicts_with_all = DECODE_ONLY)]
     method: MethodArg,
     /// FIFA: gradient steps.
-    #[arg(long, conflicts_with = "budget_ms")]
+    #[arg(long, conflicts_with = "budget_ms", conflicts_with_all = DECODE_ONLY)]
     iters: Option<usize>,
     /// FIFA: time budget per video in milliseconds (anytime; the best iterate is returned).
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_negative_numbers = true,
+          conflicts_with_all = DECODE_ONLY)]
     budget_ms: Option<f64>,
-    /// FIFA: transcripts decoded in segmentation.
-    #[arg(long, default_value_t = FifaOptions::default().top_k)]
-    top_k: usize,
+    /// FIFA: transcripts decoded in segmentation [default: 8].
+    #[arg(long, value_parser = at_least(1), conflicts_with_all = DECODE_ONLY)]
+    top_k: Option<usize>,
     /// FIFA segmentation: decode every one of the top-k transcripts for the whole budget
     /// instead of racing them (successive halving).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = DECODE_ONLY)]
     no_race: bool,
     /// FIFA: start from this segmentation instead of the mean lengths: one label per frame
     /// (class names, or ids without --mapping), whitespace or newline separated. Alignment:
     /// its labels must be the transcript; segmentation: its transcript must be in the grammar.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = FILE_ONLY)]
     init: Option<PathBuf>,
     /// Frame step of the boundaries, for both decoders (1 = every frame; the reference codes
-    /// decode with 30). FIFA then works on chunks of this many frames.
-    #[arg(long, default_value_t = 1)]
+    /// decode with 30). FIFA then works on chunks of this many frames. One video: at most
+    /// T / segments, so that each segment gets a whole step.
+    #[arg(long, default_value_t = 1, value_parser = at_least(1), conflicts_with_all = DECODE_ONLY)]
     subsample: usize,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = DECODE_ONLY)]
     json: bool,
+}
+
+/// A clap parser of integers of at least `min`.
+pub(crate) fn at_least(
+    min: usize,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| match s.parse::<usize>() {
+        Ok(v) if v >= min => Ok(v),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A clap parser of positive finite numbers.
+pub(crate) fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be positive and finite".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A clap parser of non-negative finite numbers.
+pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be non-negative and finite".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Serialize)]
@@ -136,9 +177,6 @@ pub fn run(a: &SegmentArgs) -> Result<()> {
     }
     let mut method = method(a)?;
     if let Some(root) = &a.dataset {
-        if a.init.is_some() {
-            bail!("--init is for one video (--probs)");
-        }
         return dataset_mode(a, root, &method);
     }
     let path = a.probs.as_ref().expect("clap requires a mode");
@@ -156,9 +194,6 @@ pub fn run(a: &SegmentArgs) -> Result<()> {
             scores.classes(),
             mapping.len()
         );
-    }
-    if a.prior {
-        bail!("--prior needs training frames: use it with --dataset");
     }
     let t = scores.frames();
     if let (Some(file), Method::Fifa(opt)) = (&a.init, &mut method) {
@@ -188,6 +223,7 @@ pub fn run(a: &SegmentArgs) -> Result<()> {
         (_, Some(g)) => Task::Segment(g),
         _ => unreachable!(),
     };
+    check_subsample(a.subsample, t, task)?;
     let start = Instant::now();
     let out = decode(&scores, task, &lengths, &method)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -248,6 +284,29 @@ fn read_init(
     Ok(from_frames(&labels))
 }
 
+/// One video: `--subsample` must leave a whole step for each segment of the transcript (of
+/// the shortest grammar transcript). The decoders would otherwise shrink the step until it
+/// does, decoding on another grid than the one asked for, with the boundaries forced rather
+/// than found (e.g. an even split when the grid has as many steps as the transcript has
+/// segments); an error that gives the largest valid step is what a user can act on.
+fn check_subsample(subsample: usize, frames: usize, task: Task<'_>) -> Result<()> {
+    let (segments, what) = match task {
+        Task::Align(tr) => (tr.len(), "the transcript"),
+        Task::Segment(g) => (g.min_len(), "the shortest grammar transcript"),
+    };
+    // Fewer frames than segments is the decoders' error, reported as such.
+    if segments == 0 || frames < segments || subsample <= frames / segments {
+        return Ok(());
+    }
+    let steps = frames / subsample;
+    bail!(
+        "--subsample {subsample}: {frames} frames hold {steps} whole step{} of {subsample} \
+         frames, fewer than the {segments} segments of {what}; use --subsample {} or less",
+        if steps == 1 { "" } else { "s" },
+        frames / segments
+    )
+}
+
 fn method_name(a: &SegmentArgs) -> &'static str {
     match a.method {
         MethodArg::Exact => "exact",
@@ -258,18 +317,28 @@ fn method_name(a: &SegmentArgs) -> &'static str {
 fn method(a: &SegmentArgs) -> Result<Method> {
     Ok(match a.method {
         MethodArg::Exact => {
-            if a.iters.is_some() || a.budget_ms.is_some() || a.init.is_some() {
-                bail!("--iters, --budget-ms and --init are FIFA options (add --method fifa)");
+            let fifa_only = a.iters.is_some()
+                || a.budget_ms.is_some()
+                || a.init.is_some()
+                || a.top_k.is_some()
+                || a.no_race;
+            if fifa_only {
+                bail!(
+                    "--iters, --budget-ms, --init, --top-k and --no-race are FIFA options \
+                     (add --method fifa)"
+                );
             }
             Method::Exact(ExactOptions {
-                subsample: a.subsample.max(1),
+                subsample: a.subsample,
                 ..Default::default()
             })
         }
         MethodArg::Fifa => {
             let budget = match a.budget_ms {
-                Some(ms) if ms.is_finite() && ms > 0.0 => Some(Duration::from_secs_f64(ms / 1e3)),
-                Some(ms) => bail!("--budget-ms must be positive, got {ms}"),
+                Some(ms) => Some(
+                    Duration::try_from_secs_f64(ms / 1e3)
+                        .map_err(|_| anyhow!("--budget-ms {ms:e} is too large"))?,
+                ),
                 None => None,
             };
             Method::Fifa(FifaOptions {
@@ -280,9 +349,9 @@ fn method(a: &SegmentArgs) -> Result<Method> {
                     FifaOptions::default().iters
                 }),
                 budget,
-                top_k: a.top_k,
+                top_k: a.top_k.unwrap_or(FifaOptions::default().top_k),
                 race: !a.no_race,
-                subsample: a.subsample.max(1),
+                subsample: a.subsample,
                 ..FifaOptions::default()
             })
         }
@@ -313,6 +382,7 @@ fn dataset_mode(a: &SegmentArgs, root: &std::path::Path, method: &Method) -> Res
     let start = Instant::now();
     let (videos, s) = evaluate(&ds, &spec, task, method)?;
     let wall = start.elapsed().as_secs_f64();
+    warn_reduced_steps(a.subsample, &videos);
     let ms: f64 = videos.iter().map(|v| v.ms).sum::<f64>() / videos.len() as f64;
     if a.json {
         println!(
@@ -337,4 +407,21 @@ fn dataset_mode(a: &SegmentArgs, root: &std::path::Path, method: &Method) -> Res
         );
     }
     Ok(())
+}
+
+/// Dataset mode: one `--subsample` serves videos of every length, so where a video is too
+/// short for its transcript on that grid the decoders shrink its step (rather than fail the
+/// whole split); say so, since those boundaries are then forced more than found.
+fn warn_reduced_steps(subsample: usize, videos: &[VideoResult]) {
+    let reduced: Vec<&VideoResult> = videos.iter().filter(|v| v.step < subsample).collect();
+    if let Some(min) = reduced.iter().map(|v| v.step).min() {
+        eprintln!(
+            "warning: --subsample {subsample} leaves fewer whole steps than segments in {} of \
+             {} videos (e.g. {}, {} frames); their step was reduced to fit (down to {min})",
+            reduced.len(),
+            videos.len(),
+            reduced[0].video,
+            reduced[0].frames
+        );
+    }
 }

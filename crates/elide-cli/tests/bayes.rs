@@ -328,6 +328,23 @@ fn fit_idx_on_a_tiny_synthetic_set_and_its_errors() {
     ]);
     let e = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(e.contains("gzip-compressed"), "{e}");
+    // A label file with an image file's header (rank 3) says so, not "sizes ... need".
+    let mut b = vec![0u8, 0, 8, 3, 0, 0, 0, n as u8];
+    b.extend(&lb);
+    std::fs::write(d.join("t10k-labels-idx1-ubyte"), b).unwrap();
+    let o = elide(&[
+        "bayes",
+        "fit",
+        "--idx",
+        d.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && e.contains("rank 3") && e.contains("an image file"),
+        "{e}"
+    );
     let o = elide(&[
         "bayes",
         "fit",
@@ -477,7 +494,11 @@ fn fit_idx_with_a_conv_front_exports_and_runs() {
     let o = elide(&[
         "bayes", "fit", "--data", "x.csv", "--target", "y", "--conv", "4",
     ]);
-    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("cannot be used with"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -602,7 +623,10 @@ fn fit_search_reports_the_grid_and_saves_the_chosen_structure() {
         model.to_str().unwrap(),
     ]);
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("widths >= 1"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("--search-widths") && e.contains("at least 1"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -653,5 +677,395 @@ fn teacher_experiment_runs_and_writes_json() {
         !o.status.success() && e.contains("the teacher reads 5"),
         "{e}"
     );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `elide ARGS`, which must fail within `secs` seconds (a hang is killed and fails the test)
+/// without a panic; its stderr and stdout.
+fn fails_fast(args: &[&str], secs: u64) -> (String, String) {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_elide"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() >= secs {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("elide {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (err, stdout) = (
+        String::from_utf8_lossy(&out.stderr).to_string(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    );
+    assert!(!out.status.success(), "elide {args:?} succeeded: {stdout}");
+    assert!(!err.contains("panicked"), "elide {args:?} panicked: {err}");
+    (err, stdout)
+}
+
+/// Each command fails at once with every one of `want` in its stderr.
+fn refused(cases: &[(&[&str], &[&str])]) {
+    for (args, want) in cases {
+        let (e, _) = fails_fast(args, 20);
+        for w in *want {
+            assert!(e.contains(w), "elide {args:?}: {w:?} not in {e}");
+        }
+        for dump in ["TrainConfig", "TheorySizes", "{ "] {
+            assert!(!e.contains(dump), "elide {args:?}: a Debug dump in {e}");
+        }
+    }
+}
+
+#[test]
+fn bad_flag_values_name_the_flag_and_the_value() {
+    let d = dir("flags");
+    let csv = d.join("train.csv");
+    write_csv(&csv, 20);
+    let c = csv.to_str().unwrap();
+    let fit = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = vec!["bayes", "fit", "--data", c, "--target", "y"];
+        v.extend_from_slice(extra);
+        v
+    };
+    let positive = "must be a positive finite number";
+    refused(&[
+        (&fit(&["--lr", "0"]), &["'0'", "--lr", positive]),
+        (&fit(&["--lr", "-0.1"]), &["'-0.1'", "--lr", positive]),
+        (&fit(&["--lr", "nan"]), &["'nan'", "--lr", positive]),
+        (&fit(&["--lr", "inf"]), &["'inf'", "--lr", positive]),
+        (&fit(&["--sigma0", "inf"]), &["--sigma0", positive]),
+        (&fit(&["--batch", "0"]), &["'0'", "--batch", "at least 1"]),
+        (&fit(&["--epochs", "0"]), &["--epochs", "at least 1"]),
+        (
+            &fit(&["--classes", "1"]),
+            &["'1'", "--classes", "at least 2"],
+        ),
+        (
+            &fit(&["--layers", "100000000", "--width", "1"]),
+            &["--layers", "at most 1000"],
+        ),
+        (&fit(&["--dense"]), &["--dense", "cannot be used with"]),
+        (
+            &fit(&["--train-limit", "5"]),
+            &["--train-limit", "cannot be used with"],
+        ),
+        (
+            &fit(&["--classes", "2", "--noise", "0.5"]),
+            &["--noise", "cannot be used with"],
+        ),
+        (
+            &["bayes", "simulate", "--epochs", "0"],
+            &["--epochs", "at least 1"],
+        ),
+        (
+            &["bayes", "simulate", "--threads", "100000"],
+            &["--threads", "0 (all cores) to 256"],
+        ),
+        (
+            &["bayes", "teacher", "--threads", "100000"],
+            &["--threads", "0 (all cores) to 256"],
+        ),
+        (
+            &["bayes", "bench", "--threads", "1,100000"],
+            &["--threads", "0 (all cores) to 256"],
+        ),
+        (
+            &["bayes", "simulate", "--replicates", "0"],
+            &["--replicates", "at least 1"],
+        ),
+        (
+            &["bayes", "simulate", "--theta-lr-scale", "0"],
+            &["--theta-lr-scale", positive],
+        ),
+        (
+            &["bayes", "teacher", "--epochs", "0"],
+            &["--epochs", "at least 1"],
+        ),
+        (
+            &["bayes", "teacher", "--student", "0"],
+            &["--student", "at least 1"],
+        ),
+        (
+            &["bayes", "teacher", "--relevant", "0"],
+            &["--relevant", "at least 1"],
+        ),
+        (
+            &[
+                "bayes",
+                "predict",
+                "m.safetensors",
+                "--data",
+                c,
+                "--samples",
+                "0",
+            ],
+            &["--samples", "at least 1"],
+        ),
+        (
+            &["bayes", "bench", "--batch", "0"],
+            &["--batch", "at least 1"],
+        ),
+        (
+            &["bayes", "bench", "--reps", "0"],
+            &["--reps", "at least 1"],
+        ),
+        (
+            &["bayes", "bench", "--sparsity", "1.5"],
+            &["'1.5'", "--sparsity", "[0, 1]"],
+        ),
+        (
+            &["bayes", "bench", "--sparsity", "-0.5"],
+            &["'-0.5'", "--sparsity", "[0, 1]"],
+        ),
+        (
+            &["bayes", "bench", "--sparsity", "nan"],
+            &["--sparsity", "[0, 1]"],
+        ),
+    ]);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// Sizes past what can be allocated (or trained in any reasonable time) are refused before
+/// anything is built, naming the flags that set them.
+#[test]
+fn oversized_networks_and_shapes_are_refused_at_once() {
+    let d = dir("sizes");
+    let csv = d.join("train.csv");
+    write_csv(&csv, 40);
+    let c = csv.to_str().unwrap();
+    let m = d.join("m.safetensors");
+    let m = m.to_str().unwrap();
+    let fit = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = vec!["bayes", "fit", "--data", c, "--target", "label", "--out", m];
+        v.extend_from_slice(extra);
+        v
+    };
+    refused(&[
+        (
+            &fit(&["--width", "1000000000"]),
+            &["2^31", "--width 1000000000"],
+        ),
+        (
+            &fit(&["--classes", "1000000000000"]),
+            &["--classes 1000000000000", "40 rows"],
+        ),
+        (
+            &fit(&["--classes", "1000000"]),
+            &["--classes 1000000", "40 rows"],
+        ),
+        (
+            &fit(&["--classes", "20", "--width", "100000"]),
+            &["2^31", "--width 100000", "--classes 20"],
+        ),
+        (
+            &["bayes", "teacher", "--student", "1000000000"],
+            &["2^31", "--student 1000000000"],
+        ),
+        (
+            &["bayes", "teacher", "--dims", "1000000000"],
+            &["--dims 1000000000", "2^31"],
+        ),
+        (
+            &["bayes", "bench", "--shape", "100000x100000"],
+            &["--shape 100000x100000", "2^31"],
+        ),
+        (
+            &["bayes", "bench", "--shape", "0x8"],
+            &["--shape 0x8", "at least 1"],
+        ),
+        (
+            &["bayes", "bench", "--shape", "8by8"],
+            &["--shape", "OUTxIN"],
+        ),
+    ]);
+    assert!(!Path::new(m).exists(), "nothing saved");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn csv_problems_and_output_paths_are_named() {
+    let d = dir("csvpaths");
+    let write = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let dup_target = write("dup_target.csv", "y,b,c,y\n1,2,3,4\n2,3,4,5\n3,1,2,3\n");
+    let dup_input = write("dup_input.csv", "a,a,c,y\n1,2,3,4\n2,3,4,5\n3,1,2,3\n");
+    let huge = write("huge.csv", "a,b,y\n1,2,3\n2,3,4\n1e308,1,2\n");
+    let good = d.join("good.csv");
+    write_csv(&good, 20);
+    let good = good.to_str().unwrap();
+    let m = d.join("m.safetensors");
+    let fit = |data: &str, out: &str| -> (String, String) {
+        fails_fast(
+            &[
+                "bayes", "fit", "--data", data, "--target", "y", "--epochs", "1", "--out", out,
+            ],
+            60,
+        )
+    };
+    let (e, _) = fit(&dup_target, m.to_str().unwrap());
+    assert!(e.contains("column \"y\" twice"), "{e}");
+    let (e, _) = fit(&dup_input, m.to_str().unwrap());
+    assert!(e.contains("column \"a\" twice"), "{e}");
+    let (e, _) = fit(&huge, m.to_str().unwrap());
+    assert!(
+        e.contains("line 4, column \"a\"") && e.contains("1e308"),
+        "{e}"
+    );
+    // --out X.json would be overwritten by the description: refused, nothing written.
+    let json = d.join("X.json");
+    let (e, _) = fit(good, json.to_str().unwrap());
+    assert!(
+        e.contains("--out") && e.contains("cannot end in .json"),
+        "{e}"
+    );
+    assert!(!json.exists());
+    // A directory, and a file in a directory that does not exist: the path given is named.
+    let (e, _) = fit(good, d.to_str().unwrap());
+    assert!(
+        e.contains(d.to_str().unwrap()) && e.contains("is a directory"),
+        "{e}"
+    );
+    let gone = d.join("nowhere").join("m.safetensors");
+    let (e, _) = fit(good, gone.to_str().unwrap());
+    assert!(
+        e.contains(gone.to_str().unwrap()) && !e.contains(".tmp"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `predict` and `export` check the model's description against its network and the data
+/// before printing anything; `export` never writes over the model.
+#[test]
+fn predict_and_export_check_the_model_and_the_data_first() {
+    let d = dir("checks");
+    let csv = d.join("train.csv");
+    write_csv(&csv, 40);
+    let c = csv.to_str().unwrap();
+    let model = d.join("m.safetensors");
+    let m = model.to_str().unwrap();
+    let common = [
+        "--layers", "1", "--width", "3", "--epochs", "3", "--batch", "40", "--out",
+    ];
+    ok(&[
+        &["bayes", "fit", "--data", c, "--target", "y"],
+        &common[..],
+        &[m],
+    ]
+    .concat());
+    let cls = d.join("c.safetensors");
+    let mc = cls.to_str().unwrap();
+    ok(&[
+        &[
+            "bayes",
+            "fit",
+            "--data",
+            c,
+            "--target",
+            "label",
+            "--classes",
+            "2",
+        ],
+        &common[..],
+        &[mc],
+    ]
+    .concat());
+    let write = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let predict =
+        |model: &str, data: &str| fails_fast(&["bayes", "predict", model, "--data", data], 60);
+
+    // Data: a value beyond f32, and (classification) a fractional or out-of-range label;
+    // nothing is printed before the error.
+    let big = write("big.csv", "a,b,c,d,label,y\n1e39,0,0,0,1,0\n");
+    let (e, out) = predict(m, &big);
+    assert!(
+        e.contains("line 2, column \"a\"") && e.contains("too large"),
+        "{e}"
+    );
+    assert!(out.is_empty(), "{out}");
+    let big_y = write("big_y.csv", "a,b,c,d,label,y\n1,0,0,0,1,1e39\n");
+    let (e, _) = predict(m, &big_y);
+    assert!(e.contains("column \"y\""), "{e}");
+    for bad in ["0.5", "7"] {
+        let f = write("frac.csv", &format!("a,b,c,d,y,label\n1,0,0,0,1,{bad}\n"));
+        let (e, out) = predict(mc, &f);
+        assert!(
+            e.contains(&format!("label {bad} in column \"label\"")),
+            "{e}"
+        );
+        assert!(out.is_empty(), "printed before the error: {out}");
+    }
+
+    // A missing model is named as the model, not as its description.
+    let gone = d.join("gone.safetensors");
+    let (e, _) = predict(gone.to_str().unwrap(), c);
+    assert!(
+        e.contains("gone.safetensors") && e.contains("model file not found"),
+        "{e}"
+    );
+
+    // Corrupt descriptions: short or zero standard deviations, columns that do not match.
+    let json_path = d.join("m.json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let onnx = d.join("m.onnx");
+    let o = onnx.to_str().unwrap();
+    let json5 = serde_json::json!([0.0, 0.0, 0.0, 0.0, 0.0]);
+    for (field, value, want) in [
+        (
+            "/meta/inputs/std",
+            serde_json::json!([1.0]),
+            "1 standard deviations for 5 columns",
+        ),
+        (
+            "/meta/inputs/std",
+            json5,
+            "standard deviation 0 of column 0",
+        ),
+        (
+            "/meta/columns",
+            serde_json::json!(["a", "b"]),
+            "lists 2 columns, the network reads 5",
+        ),
+    ] {
+        let mut j = json.clone();
+        *j.pointer_mut(field).unwrap() = value;
+        std::fs::write(&json_path, serde_json::to_string(&j).unwrap()).unwrap();
+        let (e, out) = predict(m, c);
+        assert!(e.contains(want) && e.contains("m.json"), "{e}");
+        assert!(out.is_empty());
+        let (e, _) = fails_fast(&["bayes", "export", m, "--onnx", o], 60);
+        assert!(e.contains(want), "{e}");
+        assert!(
+            !onnx.exists(),
+            "an ONNX file was written from a corrupt model"
+        );
+    }
+    std::fs::write(&json_path, serde_json::to_string(&json).unwrap()).unwrap();
+
+    // export refuses to write over the model or its description.
+    let before = std::fs::read(&model).unwrap();
+    for target in [m, json_path.to_str().unwrap()] {
+        let (e, _) = fails_fast(&["bayes", "export", m, "--onnx", target], 60);
+        assert!(
+            e.contains("--onnx") && e.contains("write the ONNX model elsewhere"),
+            "{e}"
+        );
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    ok(&["bayes", "predict", m, "--data", c]);
     std::fs::remove_dir_all(&d).ok();
 }

@@ -120,7 +120,42 @@ fn bad_flags_are_errors_not_panics() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown layer"));
-    let out = elide(&["demo", "--reps", "0"]);
-    assert!(!out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    // Rejected while parsing or before anything is allocated or timed.
+    let sbnet = ["bench", "sbnet", "--layers", "conv64"];
+    let conv = ["bench", "conv", "--threads", "1"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["demo", "--reps", "0"], "at least 1"),
+        (vec!["demo", "--threads", "100000"], "to 256"),
+        (vec!["demo", "--coverage", "2"], "(0, 1]"),
+        (vec!["demo", "--coverage", "-1"], "(0, 1]"),
+        (vec!["demo", "--coverage", "nan"], "(0, 1]"),
+        (
+            vec!["demo", "--height", "100000", "--width", "100000"],
+            "1 GiB",
+        ),
+        (vec!["demo", "--channels", "0"], "at least 1"),
+        (vec!["demo", "--units", "1000"], "at most 64"),
+        ([&sbnet[..], &["--reps", "0"]].concat(), "at least 1"),
+        ([&sbnet[..], &["--threads", "257"]].concat(), "to 256"),
+        ([&sbnet[..], &["--sparsity", "0.5,1.5"]].concat(), "[0, 1]"),
+        ([&sbnet[..], &["--sparsity", "-1"]].concat(), "[0, 1]"),
+        ([&sbnet[..], &["--sparsity", "nan"]].concat(), "[0, 1]"),
+        ([&conv[..], &["--reps", "0"]].concat(), "at least 1"),
+        (vec!["bench", "conv", "--threads", "1,300"], "to 256"),
+        (
+            [&conv[..], &["--shape", "1,64,100000,100000"]].concat(),
+            "1 GiB",
+        ),
+        ([&conv[..], &["--shape", "1,64,8"]].concat(), "N,C,H,W"),
+    ];
+    for (args, want) in cases {
+        let out = elide(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        // The message names the flag it is about.
+        let flag = args.iter().rev().find(|a| a.starts_with("--")).unwrap();
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
 }

@@ -86,6 +86,22 @@ fn bad_models_and_inputs_are_clear_errors() {
     let out = elide(&["inspect", &fixture("models/handwriting_model.pth")]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ONNX"));
+    // Shapes for inspect are checked before anything is allocated: size, rank, the
+    // declared channels ([?, 3, ?, ?]), zero sides.
+    for (shape, want) in [
+        ("1,3,99999999,99999999", "holds 29999999400000003 values"),
+        ("1,3,64", "has 3 dimensions"),
+        ("1,4,64,64", "dimension 1 is 4"),
+        ("1,3,0,64", "at least 1"),
+    ] {
+        let out = elide(&["inspect", &model, "--shape", shape]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{shape}");
+        assert!(
+            err.contains("--shape") && err.contains(want),
+            "{shape}: {err}"
+        );
+    }
     // An input of the wrong rank.
     let out = elide(&["run", &model, "--input", &fixture("mnist/mnist_labels.npy")]);
     assert!(!out.status.success());

@@ -207,7 +207,7 @@ fn presets_reproduce_the_committed_reference_tensors() {
         args.extend_from_slice(flags);
         args.extend_from_slice(&[
             "--reps",
-            "0",
+            "1",
             "--out-dir",
             dir.to_str().unwrap(),
             "--save-input",
@@ -236,7 +236,7 @@ fn the_preset_is_detected_from_the_model_name() {
         "--input",
         png.to_str().unwrap(),
         "--reps",
-        "0",
+        "1",
     ]));
     assert!(
         text.contains("preset ppocr-det (auto-detected from the model file name"),
@@ -406,19 +406,22 @@ fn bad_flags_and_inputs_are_clear_errors() {
             vec!["--input", &npy, "--mask-auto", "--mask-multiple", "0"],
             "invalid multiple",
         ),
-        // 320x256 at 1/3 without rounding to 32: the model's own error, not a panic.
+        (vec!["--input", &npy, "--reps", "0"], "at least 1"),
+        (vec!["--input", &npy, "--threads", "100000"], "to 256"),
+        (vec!["--input", &npy, "--threads", "-1"], "to 256"),
+        // Flags of a mask source without it.
+        (vec!["--input", &npy, "--mask-scale", "3"], "--mask-auto"),
         (
-            vec![
-                "--input",
-                &npy,
-                "--mask-auto",
-                "--mask-scale",
-                "3",
-                "--mask-multiple",
-                "1",
-            ],
-            "",
+            vec!["--input", &npy, "--mask-threshold", "0.5"],
+            "--mask-auto",
         ),
+        (vec!["--input", &npy, "--mask-dilate", "2"], "--mask-auto"),
+        (
+            vec!["--input", &npy, "--mask-multiple", "32"],
+            "--mask-auto",
+        ),
+        (vec!["--input", &npy, "--mode", "fast"], "--mask"),
+        (vec!["--input", &npy, "--map-scale", "clip"], "--out-dir"),
         (
             vec!["--input", &npy, "--mask-auto", "--mask", &npy],
             "cannot be used with",
@@ -426,7 +429,7 @@ fn bad_flags_and_inputs_are_clear_errors() {
         (vec!["--input", &npy, "--save-input"], "--out-dir"),
     ];
     for (flags, want) in cases {
-        let mut args = vec!["run", m.as_str(), "--reps", "0"];
+        let mut args = vec!["run", m.as_str()];
         args.extend(&flags);
         let out = elide(&args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -434,5 +437,132 @@ fn bad_flags_and_inputs_are_clear_errors() {
         assert!(err.contains(want), "{flags:?}: {err}");
         assert!(!err.contains("panicked"), "{flags:?}: {err}");
     }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A float32 `.npy` whose header declares `shape` but which holds only `payload` bytes.
+fn lying_npy(path: &Path, shape: &str, payload: usize) {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}\n");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(dict.as_bytes());
+    bytes.resize(bytes.len() + payload, 0);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Runs `elide run` with `args` and returns its stderr, asserting failure without a panic.
+fn fails(args: &[&str]) -> String {
+    let out = elide(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    err
+}
+
+#[test]
+fn sizes_declared_in_npy_headers_are_checked_against_the_file() {
+    let dir = scratch("lying-npy");
+    let huge = dir.join("huge.npy");
+    // 120 GB declared, 1 KB held: an error, not an allocation that aborts.
+    lying_npy(&huge, "1, 3, 100000, 100000", 1000);
+    let (m, huge) = (model(), huge.to_str().unwrap().to_string());
+    let npy = fixture("onnx/ppocr_det_input.npy");
+    let as_input = vec!["run", &m, "--input", &huge];
+    let as_mask = vec!["run", &m, "--input", &npy, "--reps", "1", "--mask", &huge];
+    for args in [as_input, as_mask] {
+        let err = fails(&args);
+        assert!(
+            err.contains("huge.npy")
+                && err.contains("payload of 1000 bytes")
+                && err.contains("[1, 3, 100000, 100000] needs 120000000000"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn mask_auto_errors_name_the_mask_pass() {
+    let dir = scratch("auto-errors");
+    let (m, npy) = (model(), fixture("onnx/ppocr_det_input.npy"));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            m.as_str(),
+            "--input",
+            &npy,
+            "--reps",
+            "1",
+            "--mask-auto",
+        ];
+        args.extend(extra);
+        fails(&args)
+    };
+    // A multiple larger than the input: refused before anything is allocated.
+    let err = run(&["--mask-multiple", "100000"]);
+    assert!(
+        err.contains("100000x100000") && err.contains("larger than the 320x256 input"),
+        "{err}"
+    );
+    // 320x256 at 1/4 with sides that PP-OCR cannot take: the pass is named, with the
+    // multiple that works.
+    let err = run(&["--mask-multiple", "3"]);
+    assert!(
+        err.contains("low-resolution mask pass at 81x63") && err.contains("--mask-multiple 32"),
+        "{err}"
+    );
+    // A model with a fixed input size cannot run at a lower resolution.
+    use elide_graph::onnx::write::{attr_ints, Dim, ModelWriter};
+    let mut w = ModelWriter::new("fixed", 13);
+    w.input("x", &[1, 1, 16, 16].map(Dim::Fixed));
+    w.initializer("w", &[1, 1, 3, 3], &[0.1; 9]).unwrap();
+    w.node(
+        "Conv",
+        &["x", "w"],
+        &["y"],
+        vec![attr_ints("pads", &[1, 1, 1, 1])],
+    );
+    w.output("y", &[1, 1, 16, 16].map(Dim::Fixed));
+    let fixed = dir.join("fixed.onnx");
+    w.save(&fixed).unwrap();
+    let x = dir.join("x.npy");
+    ndarray_npy::write_npy(&x, &ArrayD::<f32>::zeros(IxDyn(&[1, 1, 16, 16]))).unwrap();
+    let (fixed, x) = (fixed.to_str().unwrap(), x.to_str().unwrap());
+    let err = fails(&["run", fixed, "--input", x, "--reps", "1", "--mask-auto"]);
+    assert!(
+        err.contains("at 4x4") && err.contains("16 x 16") && err.contains("free height and width"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_truncated_jpeg_is_an_error() {
+    let dir = scratch("jpeg");
+    let jpg = dir.join("card.jpg");
+    card(64, 32).save(&jpg).unwrap();
+    let (m, jpg_s) = (model(), jpg.to_str().unwrap().to_string());
+    let flags = ["--preset", "ppocr-det", "--size", "32x64", "--reps", "1"];
+    let mut args = vec!["run", m.as_str(), "--input", &jpg_s];
+    args.extend(flags);
+    ok(&elide(&args));
+    let bytes = std::fs::read(&jpg).unwrap();
+    let cut = dir.join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let mut args = vec!["run", m.as_str(), "--input", cut];
+    args.extend(flags);
+    let err = fails(&args);
+    assert!(
+        err.contains("cut.jpg") && err.contains("truncated"),
+        "{err}"
+    );
+    // As a mask too.
+    let npy = fixture("onnx/ppocr_det_input.npy");
+    let err = fails(&["run", &m, "--input", &npy, "--reps", "1", "--mask", cut]);
+    assert!(
+        err.contains("mask image") && err.contains("truncated"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }

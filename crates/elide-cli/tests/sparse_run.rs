@@ -10,8 +10,13 @@ fn fixture(rel: &str) -> String {
 }
 
 /// A float32 `.npy` `[h, w]` with ones in rows `y0..y1`, columns `x0..x1`.
-fn write_mask(path: &Path, [h, w]: [usize; 2], [y0, y1, x0, x1]: [usize; 4]) {
-    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({h}, {w}), }}");
+fn write_mask(path: &Path, [h, w]: [usize; 2], rect: [usize; 4]) {
+    write_mask_shaped(path, &format!("{h}, {w}"), [h, w], rect);
+}
+
+/// [`write_mask`] with the header's shape written as `shape` (the values are `h x w`).
+fn write_mask_shaped(path: &Path, shape: &str, [h, w]: [usize; 2], [y0, y1, x0, x1]: [usize; 4]) {
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
     let pad = 64 - (10 + header.len() + 1) % 64;
     let header = format!("{header}{}\n", " ".repeat(pad % 64));
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
@@ -120,4 +125,40 @@ fn an_image_mask_is_resized_to_the_input() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("mask image"));
     std::fs::remove_file(&png).ok();
+}
+
+#[test]
+fn mask_shapes_and_their_errors_agree() {
+    let model = fixture("models/ch_PP-OCRv4_det_infer.onnx");
+    let input = fixture("onnx/ppocr_det_input.npy");
+    let mask = std::env::temp_dir().join(format!("elide-mask4-{}.npy", std::process::id()));
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_elide"))
+            .args(["run", &model, "--input", &input, "--reps", "1"])
+            .args(["--mask", mask.to_str().unwrap()])
+            .output()
+            .expect("run elide")
+    };
+    // [N, 1, H, W] is accepted: 80x64 of 320x256 pixels = 6.25%.
+    write_mask_shaped(&mask, "1, 1, 320, 256", [320, 256], [80, 160, 64, 128]);
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mask 6.2%"));
+    // Other ranks, and several channels, get one message listing the accepted shapes.
+    for (shape, hw) in [("81920,", [1, 81920]), ("1, 2, 160, 256", [320, 256])] {
+        write_mask_shaped(&mask, shape, hw, [0, 8, 0, 8]);
+        let out = run();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{shape}");
+        let shown = format!("[{}]", shape.trim_end_matches(','));
+        assert!(
+            err.contains("must be [H, W], [N, H, W] or [N, 1, H, W]") && err.contains(&shown),
+            "{shape}: {err}"
+        );
+    }
+    std::fs::remove_file(&mask).ok();
 }

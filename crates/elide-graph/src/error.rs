@@ -32,6 +32,22 @@ pub enum GraphError {
         /// What is wrong.
         detail: String,
     },
+    /// A value whose shape holds more than [`crate::ops::MAX_ELEMENTS`] elements (or whose
+    /// size overflows), refused before anything is allocated.
+    #[error(
+        "node '{node}' ({op}): {what} of shape {shape} exceeds the limit of {} elements per value",
+        crate::ops::MAX_ELEMENTS
+    )]
+    TooLarge {
+        /// Node name.
+        node: String,
+        /// ONNX op type.
+        op: String,
+        /// Which buffer ("output", "padded input", ...).
+        what: &'static str,
+        /// Its dimensions, as computed (they may not fit a `usize`).
+        shape: String,
+    },
     /// A model-level problem (missing graph, unknown input name, wrong input shape, ...).
     #[error("{0}")]
     Model(String),

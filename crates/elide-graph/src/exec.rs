@@ -230,8 +230,8 @@ impl Graph {
             .collect()
     }
 
-    /// Input count, element type, declared static dims and finiteness.
-    fn check_inputs(&self, inputs: &[Value]) -> Result<()> {
+    /// Input count, declared element type and static dims, finiteness.
+    pub(crate) fn check_inputs(&self, inputs: &[Value]) -> Result<()> {
         if inputs.len() != self.inputs.len() {
             return Err(GraphError::Model(format!(
                 "the model takes {} inputs, got {}",
@@ -253,6 +253,13 @@ impl Graph {
                 return Err(GraphError::Model(format!(
                     "input '{name}' has shape {shape:?}, the model declares {:?} (None = any)",
                     inp.shape
+                )));
+            }
+            if let Some(t) = inp.dtype.filter(|t| !t.holds(v)) {
+                return Err(GraphError::Model(format!(
+                    "input '{name}' is declared {}, got {} data",
+                    t.name(),
+                    v.dtype()
                 )));
             }
             if let Value::F32(a) = v {
@@ -321,6 +328,7 @@ mod tests {
         g.inputs.push(Input {
             id: 0,
             shape: vec![],
+            dtype: None,
         });
         let s = constant(&mut g, scale.clone());
         let c1 = constant(&mut g, one.clone());

@@ -22,13 +22,42 @@ pub struct Node {
     pub outputs: Vec<ValueId>,
 }
 
-/// A graph input: its name and declared shape (`None` for a symbolic dimension).
+/// A graph input: its name, declared shape (`None` for a symbolic dimension) and element type.
 #[derive(Clone, Debug)]
 pub struct Input {
     /// The value it feeds.
     pub id: ValueId,
     /// Declared dimensions.
     pub shape: Vec<Option<usize>>,
+    /// Declared element type, as the engine holds it (`None`: undeclared, any is taken).
+    pub dtype: Option<DType>,
+}
+
+/// The element types a [`Value`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    /// [`Value::F32`] (ONNX float and double).
+    F32,
+    /// [`Value::I64`] (ONNX int64, int32, int8, uint8, bool).
+    I64,
+}
+
+impl DType {
+    /// Whether `v` holds this type.
+    pub fn holds(self, v: &Value) -> bool {
+        matches!(
+            (self, v),
+            (DType::F32, Value::F32(_)) | (DType::I64, Value::I64(_))
+        )
+    }
+
+    /// Name, as [`Value::dtype`] spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I64 => "i64",
+        }
+    }
 }
 
 /// A network ready to run: constants resolved, nodes sorted so every input is produced

@@ -65,6 +65,7 @@ fn folding_and_fusion_keep_outputs() {
     b.g.inputs.push(Input {
         id: x,
         shape: vec![],
+        dtype: None,
     });
     // conv -> * per-channel -> + scalar -> hard-swish spelled out -> * s + t -> 1x1 conv
     let c1 = b.conv(x, 3, 6, 3);

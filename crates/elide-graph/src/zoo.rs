@@ -1,5 +1,5 @@
 //! Networks defined in code, built from a state dict's named tensors.
-use crate::graph::{Graph, Input, Node};
+use crate::graph::{DType, Graph, Input, Node};
 use crate::ops::{ConvOp, Op, Pool, PoolKind, Unary};
 use crate::{GraphError, Result, Value};
 use elide_kernels::conv::{Activation, Conv2d, Conv2dParams};
@@ -60,6 +60,7 @@ pub fn mnist_cnn(sd: &HashMap<String, Value>) -> Result<Graph> {
     b.g.inputs.push(Input {
         id: x,
         shape: vec![None, Some(1), Some(28), Some(28)],
+        dtype: Some(DType::F32),
     });
     let mut cur = x;
     for (i, (key, cin, cout)) in [

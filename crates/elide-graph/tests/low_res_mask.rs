@@ -16,6 +16,7 @@ fn one_node(op: Op) -> Graph {
     g.inputs.push(Input {
         id: 0,
         shape: vec![None; 4],
+        dtype: None,
     });
     g.nodes.push(Node {
         name: "n0".into(),

@@ -29,6 +29,7 @@ impl B {
         b.g.inputs.push(Input {
             id: x,
             shape: vec![],
+            dtype: None,
         });
         (b, x)
     }

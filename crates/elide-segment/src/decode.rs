@@ -25,6 +25,17 @@ pub enum Method {
     Fifa(FifaOptions),
 }
 
+impl Method {
+    /// The requested boundary step in frames (`subsample`; 0 acts as 1).
+    pub fn subsample(&self) -> usize {
+        match self {
+            Method::Exact(o) => o.subsample,
+            Method::Fifa(o) => o.subsample,
+        }
+        .max(1)
+    }
+}
+
 /// A decoded video, whichever the method.
 #[derive(Clone, Debug)]
 pub struct Outcome {

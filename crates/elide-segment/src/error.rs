@@ -42,7 +42,7 @@ pub enum SegError {
     #[error("mismatch: {0}")]
     Mismatch(String),
     /// A malformed text file (mapping, ground truth, grammar, lengths, bundle).
-    #[error("{path}:{line}: {msg}")]
+    #[error("{}{}: {msg}", .path.display(), if *.line > 0 { format!(":{line}") } else { String::new() })]
     Parse {
         /// The file.
         path: PathBuf,

@@ -6,6 +6,7 @@ use crate::error::{Result, SegError};
 use crate::grammar::Grammar;
 use crate::length::LengthModel;
 use crate::metrics::{Accumulator, Summary};
+use crate::scores::grid_step;
 use crate::segments::{from_frames, to_frames, Segment};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -40,8 +41,11 @@ pub struct SplitSpec {
 pub struct VideoResult {
     /// Video name.
     pub video: String,
-    /// Frames scored (ground truth and probabilities cut to the shorter, as MS-TCN does).
+    /// Frames (the ground truth and the probabilities must have as many).
     pub frames: usize,
+    /// The boundary step the decoder used: the method's `subsample`, or less where the video
+    /// is too short for its transcript (shortest grammar transcript) on that grid.
+    pub step: usize,
     /// Decoded segments.
     pub segments: Vec<Segment>,
     /// Decoding time in milliseconds.
@@ -68,20 +72,22 @@ pub fn evaluate(
     let results: Vec<(VideoResult, Vec<usize>)> = test
         .par_iter()
         .map(|video| -> Result<_> {
-            let mut gt = ds.ground_truth(video)?;
+            let gt = ds.ground_truth(video)?;
             let mut scores = ds.scores(spec.probs.as_deref(), video)?;
+            let t = gt.len();
+            if t != scores.frames() {
+                return Err(SegError::Mismatch(format!(
+                    "video {video}: the ground truth has {t} frames, the probabilities {}",
+                    scores.frames()
+                )));
+            }
             if spec.prior {
                 scores = scores.with_prior(&prior)?;
             }
-            let t = gt.len().min(scores.frames());
-            if t < gt.len() {
-                gt.truncate(t);
-            }
-            let scores = scores.truncated(t)?;
             let transcript: Vec<usize> = from_frames(&gt).iter().map(|s| s.label).collect();
-            let task = match task {
-                TaskKind::Alignment => Task::Align(&transcript),
-                TaskKind::Segmentation => Task::Segment(&grammar),
+            let (task, segments) = match task {
+                TaskKind::Alignment => (Task::Align(&transcript), transcript.len()),
+                TaskKind::Segmentation => (Task::Segment(&grammar), grammar.min_len()),
             };
             let start = Instant::now();
             let out = decode(&scores, task, &lengths, method).map_err(|e| match e {
@@ -95,6 +101,7 @@ pub fn evaluate(
                 VideoResult {
                     video: video.clone(),
                     frames: t,
+                    step: grid_step(t, method.subsample(), segments),
                     segments: out.segments,
                     ms,
                 },

@@ -101,6 +101,13 @@ impl Grammar {
                 msg: e.to_string(),
             })?);
         }
+        if list.is_empty() {
+            return Err(SegError::Parse {
+                path: path.to_path_buf(),
+                line: 0,
+                msg: "no transcripts".into(),
+            });
+        }
         Self::new(list)
     }
 

@@ -30,7 +30,8 @@ impl Mapping {
         Self::new((0..classes).map(|i| i.to_string()).collect()).expect("distinct")
     }
 
-    /// Parses `mapping.txt`: one "id name" per line, ids covering `0..C` once each.
+    /// Parses `mapping.txt`: one "id name" per line, ids covering `0..C` once each. Errors
+    /// name the file and the 1-based line.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let perr = |line: usize, msg: String| SegError::Parse {
             path: path.to_path_buf(),
@@ -39,27 +40,47 @@ impl Mapping {
         };
         let mut pairs = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let mut it = line.split_whitespace();
-            let Some(id) = it.next() else { continue };
+            let n = i + 1;
+            let (id, name) = match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [] => continue,
+                [id, name] => (id, name),
+                [_] => return Err(perr(n, "no class name (expected \"id name\")".into())),
+                ref f => {
+                    let msg = format!("{} fields, expected \"id name\"", f.len());
+                    return Err(perr(n, msg));
+                }
+            };
             let id: usize = id
                 .parse()
-                .map_err(|_| perr(i + 1, format!("id {id:?} is not a number")))?;
-            let name = it
-                .next()
-                .ok_or_else(|| perr(i + 1, "no class name".into()))?;
-            pairs.push((id, name.to_string()));
+                .map_err(|_| perr(n, format!("id {id:?} is not a number")))?;
+            pairs.push((id, name, n));
         }
-        let mut names = vec![String::new(); pairs.len()];
-        for (id, name) in pairs {
-            if id >= names.len() || !names[id].is_empty() {
-                return Err(perr(0, format!("ids must be 0..{} once each", names.len())));
-            }
-            names[id] = name;
-        }
-        if names.is_empty() {
+        let c = pairs.len();
+        if c == 0 {
             return Err(perr(0, "no classes".into()));
         }
-        Self::new(names).map_err(|e| perr(0, e.to_string()))
+        // Per id: the name and the line it came from.
+        let mut names: Vec<Option<(&str, usize)>> = vec![None; c];
+        let mut lines: HashMap<&str, usize> = HashMap::with_capacity(c);
+        for (id, name, n) in pairs {
+            if id >= c {
+                let msg = format!("id {id} out of range: {c} classes need ids 0..{}", c - 1);
+                return Err(perr(n, msg));
+            }
+            if let Some((_, first)) = names[id] {
+                return Err(perr(n, format!("id {id} given twice (line {first} too)")));
+            }
+            if let Some(first) = lines.insert(name, n) {
+                return Err(perr(
+                    n,
+                    format!("class {name:?} named twice (line {first} too)"),
+                ));
+            }
+            names[id] = Some((name, n));
+        }
+        // `c` distinct ids below `c`: every id is named.
+        Self::new(names.iter().flatten().map(|p| p.0.to_string()).collect())
+            .map_err(|e| perr(0, e.to_string()))
     }
 
     /// Reads `mapping.txt`.
@@ -136,10 +157,20 @@ mod tests {
     }
 
     #[test]
-    fn rejects_gaps_and_duplicates() {
-        assert!(Mapping::parse("0 a\n2 b\n", Path::new("m")).is_err());
-        assert!(Mapping::parse("0 a\n1 a\n", Path::new("m")).is_err());
-        assert!(Mapping::parse("x a\n", Path::new("m")).is_err());
-        assert!(Mapping::parse("", Path::new("m")).is_err());
+    fn rejects_gaps_and_duplicates_on_their_line() {
+        for (text, want) in [
+            ("0 a\n2 b\n", "m:2: id 2 out of range"),
+            ("0 a\n\n1 a\n", "m:3: class \"a\" named twice (line 1 too)"),
+            ("0 a\n0 b\n", "m:2: id 0 given twice (line 1 too)"),
+            ("x a\n", "m:1: id \"x\" is not a number"),
+            ("0 a\n1\n", "m:2: no class name"),
+            ("0 a x\n", "m:1: 3 fields"),
+            ("", "m: no classes"),
+        ] {
+            let e = Mapping::parse(text, Path::new("m"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 }

@@ -17,8 +17,11 @@ impl LengthModel {
         if means.is_empty() {
             return Err(SegError::Invalid("length model without classes".into()));
         }
-        if let Some(m) = means.iter().find(|m| !(m.is_finite() && **m > 0.0)) {
-            return Err(SegError::Invalid(format!("mean length {m}")));
+        if let Some(c) = means.iter().position(|m| !(m.is_finite() && *m > 0.0)) {
+            return Err(SegError::Invalid(format!(
+                "mean length of class {c} is {}, must be positive and finite",
+                means[c]
+            )));
         }
         Ok(Self { means })
     }
@@ -58,7 +61,7 @@ impl LengthModel {
     }
 
     /// Reads a lengths file: one "name mean" per line (names from `mapping`), or one mean per
-    /// line in class-id order.
+    /// line in class-id order. Errors name the file and the 1-based line.
     pub fn read(path: &Path, mapping: &Mapping) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| SegError::io(path, e))?;
         let perr = |line: usize, msg: String| SegError::Parse {
@@ -66,35 +69,55 @@ impl LengthModel {
             line,
             msg,
         };
-        let mut named = vec![None; mapping.len()];
+        // Per class: the mean and the line it came from.
+        let mut named: Vec<Option<(f64, usize)>> = vec![None; mapping.len()];
         let mut plain = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let num = |s: &str| -> Result<f64> {
-                s.parse()
-                    .map_err(|_| perr(i + 1, format!("{s:?} is not a number")))
+            let n = i + 1;
+            let mean = |s: &str| -> Result<f64> {
+                match s.parse::<f64>() {
+                    Ok(m) if m.is_finite() && m > 0.0 => Ok(m),
+                    Ok(m) => Err(perr(
+                        n,
+                        format!("mean length {m} must be positive and finite"),
+                    )),
+                    Err(_) => Err(perr(n, format!("{s:?} is not a number"))),
+                }
             };
-            match f[..] {
+            match line.split_whitespace().collect::<Vec<_>>()[..] {
                 [] => {}
-                [v] => plain.push(num(v)?),
-                [name, v] => named[mapping.id(name)?] = Some(num(v)?),
-                _ => return Err(perr(i + 1, "expected \"name mean\" or \"mean\"".into())),
+                [v] => plain.push(mean(v)?),
+                [name, v] => {
+                    let c = mapping.id(name).map_err(|e| perr(n, e.to_string()))?;
+                    if let Some((_, first)) = named[c] {
+                        return Err(perr(n, format!("{name} given twice (line {first} too)")));
+                    }
+                    named[c] = Some((mean(v)?, n));
+                }
+                _ => return Err(perr(n, "expected \"name mean\" or \"mean\"".into())),
             }
         }
-        let means = if plain.is_empty() {
-            named
+        let means = match (plain.is_empty(), named.iter().flatten().next()) {
+            (false, Some(&(_, line))) => {
+                return Err(perr(line, "mixes \"name mean\" and \"mean\" lines".into()))
+            }
+            (false, None) if plain.len() == mapping.len() => plain,
+            (false, None) => {
+                return Err(perr(
+                    0,
+                    format!("{} lengths for {} classes", plain.len(), mapping.len()),
+                ))
+            }
+            (true, _) => named
                 .iter()
                 .enumerate()
                 .map(|(c, m)| {
-                    m.ok_or_else(|| perr(0, format!("no length for {}", mapping.name(c))))
+                    m.map(|m| m.0)
+                        .ok_or_else(|| perr(0, format!("no length for class {}", mapping.name(c))))
                 })
-                .collect::<Result<Vec<_>>>()?
-        } else if named.iter().all(Option::is_none) && plain.len() == mapping.len() {
-            plain
-        } else {
-            return Err(perr(0, format!("need {} lengths", mapping.len())));
+                .collect::<Result<Vec<_>>>()?,
         };
-        Self::new(means).map_err(|e| perr(0, e.to_string()))
+        Self::new(means)
     }
 
     /// Classes covered.

@@ -33,33 +33,30 @@ pub struct FrameScores {
 impl FrameScores {
     /// Builds from `T x C` values of the given kind, checking every row.
     pub fn new(frames: usize, classes: usize, values: &[f64], kind: ProbKind) -> Result<Self> {
-        if frames == 0 || classes == 0 || values.len() != frames * classes {
+        if values.len() != frames * classes {
             return Err(SegError::Mismatch(format!(
                 "{} values for {frames} frames x {classes} classes",
                 values.len()
             )));
         }
+        if frames == 0 || classes == 0 {
+            return Err(SegError::Mismatch(format!(
+                "no scores: {frames} frames x {classes} classes"
+            )));
+        }
         let kind = match kind {
-            ProbKind::Auto if check_probs(values, classes).is_ok() => ProbKind::Probs,
-            ProbKind::Auto => {
-                check_log_probs(values, classes).map_err(|e| {
-                    SegError::NotDistribution(format!(
-                        "neither probabilities nor log-probabilities ({e})"
-                    ))
-                })?;
-                ProbKind::LogProbs
-            }
-            k => k,
-        };
+            ProbKind::Auto => detect(values, classes),
+            ProbKind::Probs => check_probs(values, classes)
+                .map(|()| ProbKind::Probs)
+                .map_err(|e| format!("probabilities: {}", e.1)),
+            ProbKind::LogProbs => check_log_probs(values, classes)
+                .map(|()| ProbKind::LogProbs)
+                .map_err(|e| format!("log-probabilities: {}", e.1)),
+        }
+        .map_err(SegError::NotDistribution)?;
         let data = match kind {
-            ProbKind::Probs => {
-                check_probs(values, classes)?;
-                values.iter().map(|&p| p.ln().max(LOG_FLOOR)).collect()
-            }
-            _ => {
-                check_log_probs(values, classes)?;
-                values.iter().map(|&l| l.max(LOG_FLOOR)).collect()
-            }
+            ProbKind::Probs => values.iter().map(|&p| p.ln().max(LOG_FLOOR)).collect(),
+            _ => values.iter().map(|&l| l.max(LOG_FLOOR)).collect(),
         };
         Ok(Self {
             frames,
@@ -373,33 +370,97 @@ fn gather_pass(data: &[f64], c_all: usize, points: &[usize], held: &[usize], cum
     }
 }
 
-fn check_probs(values: &[f64], classes: usize) -> Result<()> {
+/// Whether `values` are probabilities or log-probabilities. A value that is neither (NaN,
+/// `+inf`) is reported first. When both checks fail, the message is the one of the reading
+/// the values suggest: all in `[0, 1]`, probabilities; none positive, log-probabilities; else
+/// the one whose first bad frame comes later (the other fails on a frame this one accepts);
+/// on a tie, both.
+fn detect(values: &[f64], classes: usize) -> std::result::Result<ProbKind, String> {
+    if let Some(i) = values
+        .iter()
+        .position(|v| v.is_nan() || *v == f64::INFINITY)
+    {
+        return Err(format!(
+            "{}: {} is not a probability or log-probability",
+            at(i, classes),
+            num(values[i])
+        ));
+    }
+    let (pt, p) = match check_probs(values, classes) {
+        Ok(()) => return Ok(ProbKind::Probs),
+        Err(e) => e,
+    };
+    let (lt, l) = match check_log_probs(values, classes) {
+        Ok(()) => return Ok(ProbKind::LogProbs),
+        Err(e) => e,
+    };
+    let probs = format!("probabilities: {p}");
+    let logs = format!("log-probabilities: {l}");
+    Err(if values.iter().all(|v| (0.0..=1.0).contains(v)) {
+        probs
+    } else if values.iter().all(|v| *v <= LOG_TOL) {
+        logs
+    } else if pt != lt {
+        if pt > lt {
+            probs
+        } else {
+            logs
+        }
+    } else {
+        format!("neither probabilities ({p}) nor log-probabilities ({l})")
+    })
+}
+
+/// The largest log-probability accepted (rounding of a log-softmax can leave tiny positives).
+const LOG_TOL: f64 = 1e-6;
+
+/// `frame t, class c` of the flat index `i`.
+fn at(i: usize, classes: usize) -> String {
+    format!("frame {}, class {}", i / classes, i % classes)
+}
+
+/// A value for a message: plain, or with an exponent when very large or small.
+fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e6).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// The first frame that is not a distribution of probabilities, and why.
+type RowError = (usize, String);
+
+fn check_probs(values: &[f64], classes: usize) -> std::result::Result<(), RowError> {
     for (t, row) in values.chunks_exact(classes).enumerate() {
-        if let Some(v) = row.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-            return Err(SegError::NotDistribution(format!(
-                "frame {t}: value {v} is not a probability"
-            )));
+        if let Some(c) = row.iter().position(|v| !(0.0..=1.0).contains(v)) {
+            let v = num(row[c]);
+            return Err((
+                t,
+                format!("{}: {v} is outside [0, 1]", at(t * classes + c, classes)),
+            ));
         }
         let s: f64 = row.iter().sum();
         if (s - 1.0).abs() > SUM_TOL {
-            return Err(SegError::NotDistribution(format!("frame {t} sums to {s}")));
+            return Err((t, format!("frame {t} sums to {}, not 1", num(s))));
         }
     }
     Ok(())
 }
 
-fn check_log_probs(values: &[f64], classes: usize) -> Result<()> {
+fn check_log_probs(values: &[f64], classes: usize) -> std::result::Result<(), RowError> {
     for (t, row) in values.chunks_exact(classes).enumerate() {
-        if let Some(v) = row.iter().find(|v| v.is_nan() || **v > 1e-6) {
-            return Err(SegError::NotDistribution(format!(
-                "frame {t}: value {v} is not a log-probability"
-            )));
+        if let Some(c) = row.iter().position(|v| v.is_nan() || *v > LOG_TOL) {
+            let v = num(row[c]);
+            let why = if row[c].is_nan() { "" } else { " is positive" };
+            return Err((t, format!("{}: {v}{why}", at(t * classes + c, classes))));
         }
         let s: f64 = row.iter().map(|v| v.exp()).sum();
         if (s - 1.0).abs() > SUM_TOL {
-            return Err(SegError::NotDistribution(format!(
-                "frame {t}: exp sums to {s}"
-            )));
+            return Err((
+                t,
+                format!("frame {t}: exponentials sum to {}, not 1", num(s)),
+            ));
         }
     }
     Ok(())
@@ -412,6 +473,12 @@ pub fn grid(frames: usize, step: usize) -> Vec<usize> {
     let mut g: Vec<usize> = (0..frames).step_by(step).collect();
     g.push(frames);
     g
+}
+
+/// The boundary step both decoders use: `subsample`, reduced (not below 1) so that each of
+/// `segments` segments still gets a whole step of the `frames` frames.
+pub fn grid_step(frames: usize, subsample: usize, segments: usize) -> usize {
+    subsample.clamp(1, (frames / segments.max(1)).max(1))
 }
 
 #[cfg(test)]
@@ -438,6 +505,67 @@ mod tests {
         }
         assert!(FrameScores::new(1, 2, &[0.5, 0.5], ProbKind::LogProbs).is_err());
         assert!(FrameScores::new(2, 2, &[0.5, 0.5], ProbKind::Probs).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_first_bad_frame_and_class() {
+        let mut p = vec![0.5; 8];
+        for (bad, want) in [
+            (f64::NAN, "frame 2, class 1: NaN"),
+            (f64::INFINITY, "frame 2, class 1: inf"),
+            (-0.5, "frame 2, class 1: -0.5"),
+            (f64::NEG_INFINITY, "frame 2, class 1: -inf"),
+            (1.5, "frame 2, class 1: 1.5"),
+        ] {
+            p[5] = bad;
+            for kind in [ProbKind::Auto, ProbKind::Probs] {
+                let e = FrameScores::new(4, 2, &p, kind).unwrap_err().to_string();
+                assert!(e.contains(want), "{bad} {kind:?}: {e}");
+            }
+        }
+        let e = FrameScores::new(2, 2, &[0.5, 0.5, 0.5, 0.6], ProbKind::Auto).unwrap_err();
+        assert!(
+            e.to_string().contains("probabilities: frame 1 sums to 1.1"),
+            "{e}"
+        );
+        let l = [0.5f64.ln(), 0.5f64.ln(), -1.0, -1.0];
+        let e = FrameScores::new(2, 2, &l, ProbKind::Auto).unwrap_err();
+        assert!(
+            e.to_string().contains("frame 1: exponentials sum to 0.73"),
+            "{e}"
+        );
+        let e = FrameScores::new(2, 2, &[0.0; 4], ProbKind::Auto).unwrap_err();
+        assert!(e.to_string().contains("frame 0 sums to 0, not 1"), "{e}");
+        let e = FrameScores::new(1, 2, &[1e-40, 0.0], ProbKind::Auto).unwrap_err();
+        assert!(e.to_string().contains("sums to 1e-40"), "{e}");
+        // Only the frame that breaks the reading the earlier frames fit is named.
+        let e = FrameScores::new(4, 2, &p, ProbKind::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("not a distribution: probabilities: frame 2, class 1"),
+            "{e}"
+        );
+        let mut l = vec![0.5f64.ln(); 8];
+        l[3] = 0.5;
+        let e = FrameScores::new(4, 2, &l, ProbKind::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("log-probabilities: frame 1, class 1: 0.5 is positive"),
+            "{e}"
+        );
+        assert!(!e.contains("frame 0"), "{e}");
+        // One class of log-probability 0 is a distribution.
+        assert!(FrameScores::new(2, 1, &[0.0, 0.0], ProbKind::Auto).is_ok());
+    }
+
+    #[test]
+    fn grid_step_leaves_a_step_per_segment() {
+        assert_eq!(grid_step(2838, 30, 3), 30);
+        assert_eq!(grid_step(2838, 1000, 3), 946);
+        assert_eq!(grid_step(2838, 0, 3), 1);
+        assert_eq!(grid_step(2, 30, 3), 1);
     }
 
     #[test]

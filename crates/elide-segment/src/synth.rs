@@ -116,9 +116,7 @@ impl SynthDataset {
 
 /// Generates a dataset.
 pub fn generate(cfg: &SynthConfig) -> Result<SynthDataset> {
-    if cfg.videos < 2 || cfg.frames.0 < 10 || cfg.frames.0 >= cfg.frames.1 {
-        return Err(SegError::Invalid(format!("synthetic config {cfg:?}")));
-    }
+    check(cfg)?;
     let mut rng = Rng::new(cfg.seed);
     let mut names = vec!["SIL".to_string()];
     names.extend((1..CLASSES).map(|i| format!("action_{i:02}")));
@@ -159,7 +157,22 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthDataset> {
         })
         .collect();
     let mut videos = Vec::with_capacity(cfg.videos);
+    // Videos outside `frames` are drawn again; a range that (almost) none reaches is an
+    // error, not an endless loop.
+    let mut tries = 0usize;
     while videos.len() < cfg.videos {
+        tries += 1;
+        if tries > MAX_TRIES_PER_VIDEO * cfg.videos {
+            return Err(SegError::Invalid(format!(
+                "synthetic videos: {} of {} drawn in {} tries within frames {}..={}; \
+                 widen the range (generated videos are about 300 to 10,000 frames)",
+                videos.len(),
+                cfg.videos,
+                tries - 1,
+                cfg.frames.0,
+                cfg.frames.1
+            )));
+        }
         let a = rng.below(ACTIVITIES.len());
         let mut steps: Vec<usize> = scripts[a]
             .iter()
@@ -202,6 +215,49 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthDataset> {
         videos,
         train,
     })
+}
+
+/// Draws per video before [`generate`] gives up on the frame range.
+const MAX_TRIES_PER_VIDEO: usize = 1000;
+
+/// The settings in range; the error names the field and its value.
+fn check(cfg: &SynthConfig) -> Result<()> {
+    let bad = |msg: String| Err(SegError::Invalid(format!("synthetic config: {msg}")));
+    if cfg.videos < 2 {
+        return bad(format!(
+            "videos must be at least 2 (a training and a test video), got {}",
+            cfg.videos
+        ));
+    }
+    let (lo, hi) = cfg.frames;
+    if lo < 10 || lo >= hi {
+        return bad(format!(
+            "frames must be (min, max) with 10 <= min < max, got ({lo}, {hi})"
+        ));
+    }
+    if !(0.0..=1.0).contains(&cfg.train_fraction) {
+        return bad(format!(
+            "train_fraction must be in [0, 1], got {}",
+            cfg.train_fraction
+        ));
+    }
+    for (name, v) in [("signal", cfg.signal), ("confusion", cfg.confusion)] {
+        if !v.is_finite() {
+            return bad(format!("{name} must be finite, got {v}"));
+        }
+    }
+    if !(cfg.noise.is_finite() && cfg.noise >= 0.0) {
+        return bad(format!(
+            "noise must be non-negative and finite, got {}",
+            cfg.noise
+        ));
+    }
+    for (name, v) in [("noise_frames", cfg.noise_frames), ("blur", cfg.blur)] {
+        if !(v.is_finite() && v > 0.0) {
+            return bad(format!("{name} must be positive and finite, got {v}"));
+        }
+    }
+    Ok(())
 }
 
 /// Frame-wise log-probabilities of a noisy classifier for ground truth `gt`.

@@ -110,6 +110,99 @@ fn broken_files_are_clear_errors() {
 }
 
 #[test]
+fn ground_truth_and_probabilities_must_have_as_many_frames() {
+    let dir = std::env::temp_dir().join(format!("elide-seg-frames-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&fixture(), &dir);
+    let video = "P04_stereo01_P04_coffee";
+    let gt_file = dir.join(format!("groundTruth/{video}.txt"));
+    let gt = std::fs::read_to_string(&gt_file).unwrap();
+    let lines: Vec<&str> = gt.lines().collect();
+    let probs = Dataset::open(&dir).unwrap().scores(None, video).unwrap();
+    assert_eq!(probs.frames(), lines.len());
+    let ds = Dataset::open(&dir).unwrap();
+    let method = Method::Exact(ExactOptions::default());
+    // Cut to 5 frames, or doubled: both are errors naming the video and both lengths.
+    for (text, frames) in [
+        (lines[..5].join("\n"), 5),
+        (format!("{gt}{gt}"), 2 * lines.len()),
+    ] {
+        std::fs::write(&gt_file, text).unwrap();
+        let e = evaluate(&ds, &spec(), TaskKind::Alignment, &method).unwrap_err();
+        let want = format!(
+            "video {video}: the ground truth has {frames} frames, the probabilities {}",
+            lines.len()
+        );
+        assert!(e.to_string().contains(&want), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn results_report_a_step_reduced_to_fit_the_transcript() {
+    let ds = Dataset::open(&fixture()).unwrap();
+    for (subsample, reduced) in [(2, false), (1000, true)] {
+        let method = Method::Exact(ExactOptions {
+            subsample,
+            ..Default::default()
+        });
+        let (videos, _) = evaluate(&ds, &spec(), TaskKind::Alignment, &method).unwrap();
+        for v in &videos {
+            let n = v.segments.len();
+            assert_eq!(v.step < subsample, reduced, "{}", v.video);
+            assert!(v.step * n <= v.frames, "{}: step {}", v.video, v.step);
+        }
+    }
+}
+
+#[test]
+fn synthetic_config_errors_name_the_field() {
+    for (cfg, want) in [
+        (
+            SynthConfig {
+                videos: 1,
+                ..Default::default()
+            },
+            "videos must be at least 2",
+        ),
+        (
+            SynthConfig {
+                frames: (500, 400),
+                ..Default::default()
+            },
+            "got (500, 400)",
+        ),
+        (
+            SynthConfig {
+                blur: 0.0,
+                ..Default::default()
+            },
+            "blur must be positive and finite, got 0",
+        ),
+        (
+            SynthConfig {
+                noise: f64::NAN,
+                ..Default::default()
+            },
+            "noise must be non-negative and finite, got NaN",
+        ),
+        // A range no video reaches: an error, not an endless loop.
+        (
+            SynthConfig {
+                videos: 2,
+                frames: (1_000_000, 2_000_000),
+                ..Default::default()
+            },
+            "0 of 2 drawn in 2000 tries",
+        ),
+    ] {
+        let e = generate(&cfg).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!e.contains("SynthConfig"), "{e}");
+    }
+}
+
+#[test]
 fn synthetic_dataset_round_trips_through_the_layout() {
     let dir = std::env::temp_dir().join(format!("elide-seg-synth-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -148,14 +241,34 @@ fn reads_lengths_and_grammar_files() {
     assert_eq!((l.mean(0), l.mean(1), l.mean(3)), (30.0, 120.5, 80.0));
     std::fs::write(&f, "30\n120\n200\n80\n").unwrap();
     assert_eq!(LengthModel::read(&f, m).unwrap().mean(2), 200.0);
-    for bad in [
-        "SIL 30\n",
-        "30\n120\n",
-        "SIL -1\ntake_cup 1\npour_coffee 1\nadd_sugar 1\n",
-        "fry_egg 3\n",
+    // Errors name the file and the 1-based line of the problem (none for the whole file).
+    let name = f.display().to_string();
+    for (bad, want) in [
+        ("SIL 30\n", format!("{name}: no length for class take_cup")),
+        ("30\n120\n", format!("{name}: 2 lengths for 4 classes")),
+        (
+            "SIL 1\ntake_cup -1\npour_coffee 1\nadd_sugar 1\n",
+            format!("{name}:2: mean length -1 must be positive"),
+        ),
+        (
+            "SIL 0\n",
+            format!("{name}:1: mean length 0 must be positive"),
+        ),
+        ("\nSIL nan\n", format!("{name}:2: mean length NaN")),
+        (
+            "\nfry_egg 3\n",
+            format!("{name}:2: unknown label \"fry_egg\""),
+        ),
+        (
+            "SIL 3\nSIL 4\n",
+            format!("{name}:2: SIL given twice (line 1 too)"),
+        ),
+        ("SIL 3\n4\n", format!("{name}:1: mixes")),
+        ("SIL x\n", format!("{name}:1: \"x\" is not a number")),
     ] {
         std::fs::write(&f, bad).unwrap();
-        assert!(LengthModel::read(&f, m).is_err(), "{bad:?}");
+        let e = LengthModel::read(&f, m).unwrap_err().to_string();
+        assert!(e.contains(&want), "{bad:?}: {e}");
     }
     let g = dir.join("grammar.txt");
     std::fs::write(
@@ -171,5 +284,8 @@ fn reads_lengths_and_grammar_files() {
         Grammar::read(&g, m),
         Err(SegError::Parse { line: 2, .. })
     ));
+    std::fs::write(&g, "\n  \n").unwrap();
+    let e = Grammar::read(&g, m).unwrap_err().to_string();
+    assert_eq!(e, format!("{}: no transcripts", g.display()));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -189,14 +189,42 @@ fn bad_inputs_are_errors() {
         fifa::align(&s, &[0, 3], &lm, &opt),
         Err(SegError::UnknownLabel(_))
     ));
-    let bad = FifaOptions {
-        lr: f64::NAN,
-        ..Default::default()
-    };
-    assert!(matches!(
-        fifa::align(&s, &[0, 1], &lm, &bad),
-        Err(SegError::Invalid(_))
-    ));
+    // Option errors name the field and its value.
+    for (bad, want) in [
+        (
+            FifaOptions {
+                lr: f64::NAN,
+                ..Default::default()
+            },
+            "lr must be positive and finite, got NaN",
+        ),
+        (
+            FifaOptions {
+                sharpness: 0.0,
+                ..Default::default()
+            },
+            "sharpness must be positive and finite, got 0",
+        ),
+        (
+            FifaOptions {
+                beta: -1.0,
+                ..Default::default()
+            },
+            "beta must be non-negative and finite, got -1",
+        ),
+        (
+            FifaOptions {
+                top_k: 0,
+                ..Default::default()
+            },
+            "top_k must be at least 1, got 0",
+        ),
+    ] {
+        let e = fifa::align(&s, &[0, 1], &lm, &bad).unwrap_err();
+        assert!(matches!(e, SegError::Invalid(_)), "{e}");
+        assert!(e.to_string().contains(want), "{e}");
+        assert!(!e.to_string().contains("FifaOptions"), "{e}");
+    }
     let bad_init = FifaOptions {
         init: Init::Lengths(vec![1.0]),
         ..Default::default()

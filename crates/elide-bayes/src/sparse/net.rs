@@ -36,7 +36,15 @@ impl DenseLayer {
     /// on the current rayon pool's threads.
     pub fn forward(&self, src: &[f32], batch: usize, dst: &mut [f32]) -> Result<()> {
         let (m, k) = (self.rows, self.cols);
-        if src.len() != k * batch || dst.len() != m * batch || self.weight.len() != m * k {
+        if batch == 0 {
+            return Err(BayesError::Data(format!(
+                "dense layer {k} -> {m}: batch must be at least 1, got 0"
+            )));
+        }
+        let sizes = [k.checked_mul(batch), m.checked_mul(batch), m.checked_mul(k)];
+        if sizes != [Some(src.len()), Some(dst.len()), Some(self.weight.len())]
+            || self.bias.len() != m
+        {
             return Err(BayesError::Data(format!(
                 "dense layer {k} -> {m}: bad buffer sizes"
             )));
@@ -105,7 +113,9 @@ impl SparseNet {
 
     /// The median model of the network's fully connected layers (after any conv front).
     pub fn head_from_posterior(net: &SpikeSlabNet) -> Result<Self> {
-        let last = net.layers.len() - 1;
+        let Some(last) = net.layers.len().checked_sub(1) else {
+            return Err(BayesError::Config("the network has no layers".into()));
+        };
         let layers = net
             .layers
             .iter()
@@ -133,8 +143,11 @@ impl SparseNet {
 
     /// Outputs (`[n, outputs]`, row-major) for row-major inputs `x` (`[n, inputs]`).
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        let p = self.layers[0].weight.cols;
-        if x.len() != n * p || n == 0 {
+        let Some(first) = self.layers.first() else {
+            return Err(BayesError::Config("the network has no layers".into()));
+        };
+        let p = first.weight.cols;
+        if n.checked_mul(p) != Some(x.len()) || n == 0 {
             return Err(BayesError::Data(format!(
                 "{} inputs for {n} rows of {p}",
                 x.len()

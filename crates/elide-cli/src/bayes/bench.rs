@@ -3,8 +3,9 @@
 //! and the same layer as an ONNX Gemm + Relu run by the graph engine (`elide run`'s path:
 //! row-major input, the CSR rewrite where it applies, the input copied into each run).
 use crate::bench::timing::{median_ms_setup, paired_median_ms};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use elide_bayes::net::MAX_ELEMENTS;
 use elide_bayes::rng::Rng;
 use elide_bayes::sparse::{kernel, CsrMatrix, DenseLayer, SparseLayer};
 use elide_graph::onnx::{
@@ -21,17 +22,19 @@ pub struct BenchArgs {
     /// Layer outputs x inputs.
     #[arg(long, default_value = "1024x1024")]
     shape: String,
-    /// Weight sparsities (fraction of weights dropped).
-    #[arg(long, value_delimiter = ',', default_value = "0.5,0.8,0.9,0.95,0.98")]
+    /// Weight sparsities (fraction of weights dropped, each in [0, 1]).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.8,0.9,0.95,0.98",
+          value_parser = super::parse::fraction, allow_negative_numbers = true)]
     sparsity: Vec<f64>,
     /// Batch sizes (rows per call).
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256",
+          value_parser = super::parse::count)]
     batch: Vec<usize>,
     /// Thread counts.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = crate::parse_threads)]
     threads: Vec<usize>,
     /// Timed repetitions per point (median).
-    #[arg(long, default_value_t = 31)]
+    #[arg(long, default_value_t = 31, value_parser = super::parse::count)]
     reps: usize,
     /// Write the records as JSON.
     #[arg(long)]
@@ -91,13 +94,41 @@ fn rel_err(a: impl Iterator<Item = f32>, b: &[f32]) -> f64 {
     (worst / scale) as f64
 }
 
-/// Runs the benchmark.
-pub fn run(a: &BenchArgs) -> Result<()> {
+/// `--shape OUTxIN` and the batches checked: sizes >= 1, and the weights and every batch's
+/// inputs and outputs at most [`MAX_ELEMENTS`] values.
+fn shape(a: &BenchArgs) -> Result<(usize, usize)> {
     let (m, k) = a
         .shape
         .split_once('x')
-        .and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?)))
-        .with_context(|| format!("--shape {:?} is not OUTxIN", a.shape))?;
+        .and_then(|(m, k)| {
+            Some((
+                m.trim().parse::<usize>().ok()?,
+                k.trim().parse::<usize>().ok()?,
+            ))
+        })
+        .with_context(|| format!("--shape {:?} is not OUTxIN (e.g. 1024x1024)", a.shape))?;
+    if m == 0 || k == 0 {
+        bail!("--shape {}: outputs and inputs must be at least 1", a.shape);
+    }
+    let fits = |a: usize, b: usize| a.checked_mul(b).is_some_and(|v| v <= MAX_ELEMENTS);
+    if !fits(m, k) {
+        bail!(
+            "--shape {}: more than 2^31 = {MAX_ELEMENTS} weights",
+            a.shape
+        );
+    }
+    if let Some(b) = a.batch.iter().find(|&&b| !fits(m.max(k), b)) {
+        bail!(
+            "--batch {b} with --shape {}: more than 2^31 = {MAX_ELEMENTS} values per batch",
+            a.shape
+        );
+    }
+    Ok((m, k))
+}
+
+/// Runs the benchmark.
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let (m, k) = shape(a)?;
     let mut r = Rng::new(1);
     let dense_w: Vec<f32> = (0..m * k).map(|_| r.normal() as f32 * 0.05).collect();
     let bias: Vec<f32> = (0..m).map(|_| r.normal() as f32 * 0.1).collect();

@@ -4,14 +4,14 @@
 //! (`meta.columns`, in order) and answers in the target's units: the input standardisation is
 //! folded into the first fully connected layer (with a conv front, it is a Mul and an Add
 //! before the image Reshape) and, for regression, the target's scale into the last.
-use super::fit::Meta;
+use super::fit::{load_model, Meta};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use elide_bayes::io;
 use elide_bayes::sparse::SparseNet;
 use elide_bayes::SpikeSlabNet;
 use elide_graph::onnx::write::{attr_int, attr_ints, Dim, ModelWriter};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Opset of the written model (Gemm, Relu, Softmax as in opset 13).
 const OPSET: i64 = 13;
@@ -59,8 +59,10 @@ fn folded_layers(net: &SparseNet, meta: &Meta, fold_inputs: bool) -> Result<Vec<
     let (mean, std) = (&meta.inputs.mean, &meta.inputs.std);
     if mean.len() != first.cols || std.len() != first.cols {
         bail!(
-            "the model's description standardises {} columns, the network reads {}",
+            "the model's description has {} means and {} standard deviations, the network \
+             reads {} columns",
             mean.len(),
+            std.len(),
             first.cols
         );
     }
@@ -98,8 +100,10 @@ fn write_conv_front(m: &mut ModelWriter, net: &SpikeSlabNet, meta: &Meta) -> Res
     let (mean, std) = (&meta.inputs.mean, &meta.inputs.std);
     if mean.len() != p || std.len() != p {
         bail!(
-            "the model's description standardises {} columns, the network reads {p}",
-            mean.len()
+            "the model's description has {} means and {} standard deviations, the network \
+             reads {p} columns",
+            mean.len(),
+            std.len()
         );
     }
     let scale: Vec<f32> = std.iter().map(|s| (1.0 / s) as f32).collect();
@@ -192,12 +196,31 @@ pub(super) fn to_onnx(net: &SpikeSlabNet, head: &SparseNet, meta: &Meta) -> Resu
     Ok(m.to_bytes())
 }
 
+/// Refuses an `--onnx` path that is the model file or its description (the same file, by
+/// any path to it).
+fn refuse_overwriting_the_model(model: &Path, onnx: &Path) -> Result<()> {
+    let Ok(out) = onnx.canonicalize() else {
+        return Ok(()); // not there yet, so neither of the two (which were just read)
+    };
+    for (what, p) in [
+        ("model", model.to_path_buf()),
+        ("model's description", io::description_path(model)),
+    ] {
+        if p.canonicalize().is_ok_and(|p| p == out) {
+            bail!(
+                "--onnx {} is the {what} file {}; write the ONNX model elsewhere",
+                onnx.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs `elide bayes export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
-    let (net, desc) = io::load(&a.model)?;
-    let meta: Meta = serde_json::from_value(desc.meta).context(
-        "the model's description has no CLI metadata (was it saved by `elide bayes fit`?)",
-    )?;
+    let (net, meta) = load_model(&a.model)?;
+    refuse_overwriting_the_model(&a.model, &a.onnx)?;
     let sparse = SparseNet::head_from_posterior(&net)?;
     let bytes = to_onnx(&net, &sparse, &meta)?;
     std::fs::write(&a.onnx, &bytes).with_context(|| format!("writing {}", a.onnx.display()))?;
@@ -318,7 +341,7 @@ mod tests {
             let sparse = SparseNet::from_posterior(&net).unwrap();
             let m = meta(p, scale);
             let mut xs = raw.clone();
-            m.inputs.apply(&mut xs);
+            m.inputs.apply(&mut xs).unwrap();
             let want = sparse.forward(&xs, n).unwrap();
             let mut g = onnx::from_bytes(&to_onnx(&net, &sparse, &m).unwrap()).unwrap();
             optimize::optimize(&mut g).unwrap();
@@ -411,7 +434,7 @@ mod tests {
         let raw: Vec<f32> = (0..n * p).map(|_| 3.0 * r.normal() as f32).collect();
         // Reference: standardise, posterior convs + ReLU in candle, flatten, sparse head.
         let mut xs = raw.clone();
-        m.inputs.apply(&mut xs);
+        m.inputs.apply(&mut xs).unwrap();
         let mut t = Tensor::from_vec(xs, (n, c, h, w), &Device::Cpu).unwrap();
         for conv in &net.convs {
             t = conv.forward_posterior(&t).unwrap().relu().unwrap();
@@ -469,7 +492,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("6 columns") && err.contains("reads 7"),
+            err.contains("6 means and 6 standard deviations") && err.contains("reads 7 columns"),
             "{err}"
         );
     }

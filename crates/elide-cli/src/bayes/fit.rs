@@ -1,6 +1,6 @@
 //! `elide bayes fit` and `elide bayes predict`: CSV in, a saved model (safetensors + JSON) out,
 //! and predictions from a saved model.
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use elide_bayes::csv::Table;
@@ -12,7 +12,7 @@ use elide_bayes::train::{EpochStats, TrainConfig};
 use elide_bayes::{io, Arch, Conv2dConfig, ConvFront, ConvStage, Init, Likelihood, SpikeSlabNet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `elide bayes fit`.
 #[derive(Args)]
@@ -29,20 +29,23 @@ pub struct FitArgs {
     #[arg(long)]
     pub(super) idx: Option<PathBuf>,
     /// With --idx: use only the first N training images (0 = all).
-    #[arg(long, default_value_t = 0)]
+    // `requires = "idx"` would not fire: clap drops requirements that conflict with a present
+    // argument, and --idx conflicts with --data.
+    #[arg(long, default_value_t = 0, conflicts_with = "data")]
     pub(super) train_limit: usize,
     /// With --idx: also train the dense network of the same architecture the same way
     /// (no prior, no KL) and compare.
-    #[arg(long, requires = "idx")]
+    #[arg(long, conflicts_with = "data")]
     pub(super) dense: bool,
-    /// Classification with this many classes (labels 0..K-1); regression without it.
-    #[arg(long)]
+    /// Classification with this many classes (labels 0..K-1, K >= 2; with --data at most the
+    /// number of rows); regression without it.
+    #[arg(long, value_parser = super::parse::classes)]
     pub(super) classes: Option<usize>,
     /// Hidden layers.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::parse::layers)]
     pub(super) layers: usize,
     /// Width of each hidden layer.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::parse::count)]
     pub(super) width: usize,
     /// Choose depth and width from the data instead of --layers/--width: fit every
     /// structure of --search-layers x --search-widths (in parallel; after the --conv front,
@@ -54,7 +57,8 @@ pub struct FitArgs {
         long,
         value_delimiter = ',',
         default_value = "1,2,3",
-        requires = "search"
+        requires = "search",
+        value_parser = super::parse::layers
     )]
     pub(super) search_layers: Vec<usize>,
     /// With --search: the candidate widths.
@@ -62,7 +66,8 @@ pub struct FitArgs {
         long,
         value_delimiter = ',',
         default_value = "4,8,16,32",
-        requires = "search"
+        requires = "search",
+        value_parser = super::parse::count
     )]
     pub(super) search_widths: Vec<usize>,
     /// Fit each structure this many times from different random starts and keep the largest
@@ -77,31 +82,52 @@ pub struct FitArgs {
     /// With --idx: a conv front before the hidden layers, one spike-and-slab 3x3 conv of
     /// stride 2 and padding 1 (then ReLU) per entry, with that many output channels
     /// (e.g. `--conv 8,16`).
-    #[arg(long, value_delimiter = ',', requires = "idx")]
+    #[arg(long, value_delimiter = ',', conflicts_with = "data",
+          value_parser = super::parse::count)]
     pub(super) conv: Vec<usize>,
     /// Training epochs.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = super::parse::count)]
     pub(super) epochs: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(
+        long,
+        default_value_t = 1e-2,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+    )]
     pub(super) lr: f64,
     /// Minibatch size.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::parse::count)]
     pub(super) batch: usize,
     /// Slab standard deviation sigma0.
-    #[arg(long, default_value_t = 1.3)]
+    #[arg(
+        long,
+        default_value_t = 1.3,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+    )]
     pub(super) sigma0: f64,
     /// delta in the theory's lambda.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        value_parser = super::parse::non_negative,
+        allow_negative_numbers = true,
+    )]
     pub(super) delta: f64,
     /// Regression: keep the noise fixed at this standard deviation (of the standardised
     /// target) instead of learning it.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+        conflicts_with_all = ["classes", "idx"],
+    )]
     pub(super) noise: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
-    /// Where to save the model (a JSON description is written beside it).
+    /// Where to save the model (a JSON description is written beside it, so not a .json path).
     #[arg(long, default_value = "model.safetensors")]
     pub(super) out: PathBuf,
     /// Print the result as JSON.
@@ -154,9 +180,6 @@ fn conv_front(channels: &[usize], image: Option<[usize; 3]>) -> Result<Option<Co
     let Some(image) = image else {
         bail!("--conv needs image inputs (--idx)");
     };
-    if channels.contains(&0) {
-        bail!("--conv channels must be at least 1, got {channels:?}");
-    }
     let config = Conv2dConfig {
         stride: [2, 2],
         padding: [1, 1],
@@ -171,6 +194,38 @@ fn conv_front(channels: &[usize], image: Option<[usize; 3]>) -> Result<Option<Co
         })
         .collect();
     Ok(Some(ConvFront { image, stages }))
+}
+
+/// The flags that set the network's size, with their values, for error messages.
+fn size_flags(a: &FitArgs) -> String {
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut f = match a.search {
+        true => format!(
+            "--search-layers {}, --search-widths {}",
+            list(&a.search_layers),
+            list(&a.search_widths)
+        ),
+        false => format!("--layers {}, --width {}", a.layers, a.width),
+    };
+    if let Some(k) = a.classes {
+        f += &format!(", --classes {k}");
+    }
+    if !a.conv.is_empty() {
+        f += &format!(", --conv {}", list(&a.conv));
+    }
+    f
+}
+
+/// Refuses an `--out` that would be overwritten by its own description (`X.json`).
+pub(super) fn check_out(out: &Path) -> Result<()> {
+    if io::description_path(out) == out {
+        bail!(
+            "--out {}: the model's description is written beside the model as MODEL.json, so \
+             --out cannot end in .json (use e.g. model.safetensors)",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// The network `a` asks for on `data`: the fixed --layers x --width structure, or the one
@@ -198,6 +253,22 @@ pub(super) fn fit_network(
         elbo_samples: a.elbo_samples,
     };
     let conv = conv_front(&a.conv, image)?;
+    let candidates: Vec<(usize, usize)> = match a.search {
+        true => a
+            .search_layers
+            .iter()
+            .flat_map(|&l| a.search_widths.iter().map(move |&w| (l, w)))
+            .collect(),
+        false => vec![(a.layers, a.width)],
+    };
+    for (layers, width) in candidates {
+        let arch = Arch {
+            conv: conv.clone(),
+            ..Arch::uniform(data.p, layers, width, outputs)
+        };
+        arch.check()
+            .map_err(|e| anyhow!("{e} (set by {})", size_flags(a)))?;
+    }
     if a.search || a.restarts > 1 {
         let grid = match a.search {
             true => Grid::new(a.search_layers.clone(), a.search_widths.clone())?,
@@ -222,9 +293,6 @@ pub(super) fn fit_network(
             history: found.history,
             grid: Some(found.candidates),
         });
-    }
-    if a.layers == 0 || a.width == 0 {
-        bail!("--layers and --width must be at least 1");
     }
     let arch = Arch {
         conv,
@@ -251,6 +319,7 @@ pub(super) fn fit_network(
 
 /// Fits and saves a model.
 pub fn fit(a: &FitArgs) -> Result<()> {
+    check_out(&a.out)?;
     if let Some(dir) = &a.idx {
         return super::fit_idx::fit_idx(a, dir);
     }
@@ -258,11 +327,19 @@ pub fn fit(a: &FitArgs) -> Result<()> {
         bail!("--data and --target are needed (or --idx DIR)");
     };
     let table = Table::read(path)?;
+    if let Some(k) = a.classes.filter(|&k| k > table.rows) {
+        bail!(
+            "--classes {k} is more than the {} rows of {}: most classes could never be seen in \
+             training (give the number of classes the labels use)",
+            table.rows,
+            path.display()
+        );
+    }
     let (mut data, columns, inputs) = table.dataset(target, a.classes)?;
     let mut target_scale = None;
     if let Targets::Values(v) = &mut data.targets {
         let st = Standardizer::fit(v, v.len(), 1);
-        st.apply(v);
+        st.apply(v)?;
         target_scale = Some((st.mean[0], st.std[0]));
     }
     let outputs = a.classes.unwrap_or(1);
@@ -379,38 +456,129 @@ pub struct PredictArgs {
     #[arg(long)]
     data: PathBuf,
     /// Monte Carlo samples averaged.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = super::parse::count)]
     samples: usize,
     /// Seed of the samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
-/// Predicts with a saved model; CSV on stdout, the score (if the target is present) on stderr.
-pub fn predict(a: &PredictArgs) -> Result<()> {
-    let (net, desc) = io::load(&a.model)?;
-    let meta: Meta = serde_json::from_value(desc.meta).context(
-        "the model's description has no CLI metadata (was it saved by `elide bayes fit`?)",
-    )?;
-    let table = Table::read(&a.data)?;
+impl Meta {
+    /// Checks the metadata of a loaded model against its network: one distinct column name
+    /// per network input, a valid standardisation of them, a target that is not an input, and
+    /// a target scale (positive and finite) exactly for regression.
+    fn check(&self, net: &SpikeSlabNet) -> Result<()> {
+        let p = net.arch.inputs;
+        if self.columns.len() != p {
+            bail!(
+                "meta.columns lists {} columns, the network reads {p} inputs",
+                self.columns.len()
+            );
+        }
+        if let Some((i, c)) = self
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(i, c)| self.columns[..*i].contains(c))
+        {
+            bail!("meta.columns names column {c:?} twice (entry {})", i + 1);
+        }
+        if self.columns.contains(&self.target) {
+            bail!("the target {:?} is also an input column", self.target);
+        }
+        self.inputs.check(p)?;
+        match (net.likelihood, self.target_scale) {
+            (Likelihood::Gaussian { .. }, Some((m, s)))
+                if !(m.is_finite() && s > 0.0 && s.is_finite()) =>
+            {
+                bail!(
+                    "meta.target_scale ({m}, {s}) needs a finite mean and a positive finite \
+                     standard deviation"
+                )
+            }
+            (Likelihood::Gaussian { .. }, None) => {
+                bail!("a regression model without meta.target_scale")
+            }
+            (Likelihood::Categorical, Some(_)) => {
+                bail!("a classification model with meta.target_scale")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A model saved by `elide bayes fit`, its CLI metadata checked against the network.
+pub(super) fn load_model(path: &Path) -> Result<(SpikeSlabNet, Meta)> {
+    let (net, desc) = io::load(path)?;
+    let dp = io::description_path(path);
+    let meta: Meta = serde_json::from_value(desc.meta).with_context(|| {
+        format!(
+            "{}: no CLI metadata (was the model saved by `elide bayes fit`?)",
+            dp.display()
+        )
+    })?;
+    meta.check(&net)
+        .map_err(|e| anyhow!("{}: {e}", dp.display()))?;
+    Ok((net, meta))
+}
+
+/// The model's input columns of `table`, standardised, row-major; a value the standardisation
+/// takes beyond f32 is an error naming its row and column.
+fn standardised_inputs(table: &Table, meta: &Meta, path: &Path) -> Result<Vec<f32>> {
     let idx = meta
         .columns
         .iter()
         .map(|c| table.column(c))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let w = table.columns.len();
     let mut x: Vec<f32> = (0..table.rows)
-        .flat_map(|r| idx.iter().map(move |&c| (r, c)))
-        .map(|(r, c)| table.values[r * w + c] as f32)
+        .flat_map(|r| idx.iter().map(move |&c| table.values[r * w + c] as f32))
         .collect();
-    meta.inputs.apply(&mut x);
-    let xt = Tensor::from_vec(x, (table.rows, idx.len()), &Device::Cpu)?;
+    meta.inputs.apply(&mut x)?;
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        let (r, c) = (i / idx.len(), i % idx.len());
+        bail!(
+            "{}: row {}, column {:?}: {} is too far from the training data once standardised",
+            path.display(),
+            r + 1,
+            meta.columns[c],
+            table.values[r * w + idx[c]]
+        );
+    }
+    Ok(x)
+}
+
+/// The target column of `table`, if present, checked as `fit` checks it: labels in `0..k`
+/// for classification (`k` outputs), values otherwise.
+fn truth(table: &Table, meta: &Meta, k: usize, path: &Path) -> Result<Option<Targets>> {
+    let Ok(t) = table.column(&meta.target) else {
+        return Ok(None);
+    };
+    let w = table.columns.len();
+    Ok(Some(match meta.target_scale {
+        Some(_) => Targets::Values(
+            (0..table.rows)
+                .map(|r| table.values[r * w + t] as f32)
+                .collect(),
+        ),
+        None => Targets::Labels(
+            table
+                .labels(t, k)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?,
+        ),
+    }))
+}
+
+/// Predicts with a saved model; CSV on stdout, the score (if the target is present) on stderr.
+/// Everything is checked before the first line is printed.
+pub fn predict(a: &PredictArgs) -> Result<()> {
+    let (net, meta) = load_model(&a.model)?;
+    let table = Table::read(&a.data)?;
+    let x = standardised_inputs(&table, &meta, &a.data)?;
+    let truth = truth(&table, &meta, net.arch.outputs, &a.data)?;
+    let xt = Tensor::from_vec(x, (table.rows, meta.columns.len()), &Device::Cpu)?;
     let pred = mc_predict(&net, &xt, a.samples, 0.95, a.seed)?;
-    let truth = table.column(&meta.target).ok().map(|t| {
-        (0..table.rows)
-            .map(|r| table.values[r * w + t])
-            .collect::<Vec<_>>()
-    });
     match meta.target_scale {
         Some((m, s)) => {
             println!("mean,lower95,upper95");
@@ -418,8 +586,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
             for (v, (lo, hi)) in mean.iter().zip(&pred.interval) {
                 println!("{v},{},{}", lo * s + m, hi * s + m);
             }
-            if let Some(t) = truth {
-                let t: Vec<f32> = t.iter().map(|&v| v as f32).collect();
+            if let Some(Targets::Values(t)) = truth {
                 eprintln!("RMSE {:.4} on {} rows", rmse(&mean, &t), t.len());
             }
         }
@@ -427,24 +594,16 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
             let k = pred.outputs;
             let head: Vec<String> = (0..k).map(|c| format!("p{c}")).collect();
             println!("class,{}", head.join(","));
-            for (c, row) in pred.classes().iter().zip(pred.mean.chunks(k)) {
+            let classes = pred.classes();
+            for (c, row) in classes.iter().zip(pred.mean.chunks(k)) {
                 let ps: Vec<String> = row.iter().map(|p| format!("{p:.5}")).collect();
                 println!("{c},{}", ps.join(","));
             }
-            if let Some(t) = truth {
-                let d = Dataset::new(
-                    t.len(),
-                    1,
-                    vec![0.0; t.len()],
-                    Targets::Labels(t.iter().map(|&v| v as u32).collect()),
-                    k,
-                );
-                d.context("target column in the prediction data")?;
-                let ok = pred
-                    .classes()
+            if let Some(Targets::Labels(t)) = truth {
+                let ok = classes
                     .iter()
                     .zip(&t)
-                    .filter(|(p, &v)| **p as f64 == v)
+                    .filter(|(p, &v)| **p == v as usize)
                     .count();
                 eprintln!(
                     "accuracy {:.4} on {} rows",

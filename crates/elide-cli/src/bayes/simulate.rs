@@ -14,22 +14,37 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct SimulateArgs {
     /// Replicates (each its own data and seed).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::parse::count)]
     replicates: usize,
     /// Training epochs per replicate (the authors' code: 7000).
-    #[arg(long, default_value_t = 7000)]
+    #[arg(long, default_value_t = 7000, value_parser = super::parse::count)]
     epochs: usize,
     /// Adam learning rate (the authors' code: 5e-3).
-    #[arg(long, default_value_t = 5e-3)]
+    #[arg(
+        long,
+        default_value_t = 5e-3,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+    )]
     lr: f64,
     /// Minibatch size.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = super::parse::count)]
     batch: usize,
     /// Slab standard deviation sigma0.
-    #[arg(long, default_value_t = 1.3)]
+    #[arg(
+        long,
+        default_value_t = 1.3,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+    )]
     sigma0: f64,
     /// delta in the theory's lambda.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        value_parser = super::parse::non_negative,
+        allow_negative_numbers = true,
+    )]
     delta: f64,
     /// KL warm-up epochs (the KL's weight rises linearly to 1; 0 = none, as in the paper).
     #[arg(long, default_value_t = 0)]
@@ -38,11 +53,21 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     kl_delay: usize,
     /// Learning rate of the inclusion logits theta, relative to --lr (1 = the paper's code).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+    )]
     theta_lr_scale: f64,
     /// Initial inclusion probability of every weight and bias (the authors' code: 0.99). Not
     /// in the paper; for choosing settings on other seeds.
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(
+        long,
+        default_value_t = 0.99,
+        value_parser = super::parse::probability,
+        allow_negative_numbers = true,
+    )]
     init_phi: f64,
     /// Seed offset of the data and training (0 = the reported runs; use another to choose
     /// settings).
@@ -57,7 +82,8 @@ pub struct SimulateArgs {
         long,
         value_delimiter = ',',
         default_value = "1,2,3",
-        requires = "search"
+        requires = "search",
+        value_parser = super::parse::layers
     )]
     search_layers: Vec<usize>,
     /// With --search: the candidate widths.
@@ -65,7 +91,8 @@ pub struct SimulateArgs {
         long,
         value_delimiter = ',',
         default_value = "7,14,28",
-        requires = "search"
+        requires = "search",
+        value_parser = super::parse::count
     )]
     search_widths: Vec<usize>,
     /// Fit each structure this many times from different random starts and keep the largest
@@ -78,7 +105,7 @@ pub struct SimulateArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     elbo_samples: usize,
     /// Threads (replicates run in parallel); 0 = all cores.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
     /// Write every replicate and the summary as JSON.
     #[arg(long)]

@@ -1,7 +1,8 @@
 //! `elide bayes teacher`: the teacher-student experiment, students for several input
 //! dimensions in parallel, a table of test error against `p` and fits against `log p` and `p`.
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use elide_bayes::net::{Arch, MAX_ELEMENTS};
 use elide_bayes::teacher::{line_fit, run_point, Teacher, TeacherConfig, TeacherPoint};
 use elide_bayes::train::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,28 +14,35 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct TeacherArgs {
     /// Input dimensions (the teacher reads the first --relevant of them).
-    #[arg(long, value_delimiter = ',', default_value = "100,200,500,1000,2000")]
+    #[arg(long, value_delimiter = ',', default_value = "100,200,500,1000,2000",
+          value_parser = super::parse::count)]
     dims: Vec<usize>,
     /// Replicates per dimension (each its own data and student seed).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::parse::count)]
     replicates: usize,
     /// Inputs the teacher reads.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::parse::count)]
     relevant: usize,
     /// The student's hidden widths.
-    #[arg(long, value_delimiter = ',', default_value = "8,8")]
+    #[arg(long, value_delimiter = ',', default_value = "8,8",
+          value_parser = super::parse::count)]
     student: Vec<usize>,
     /// Training epochs per student.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::parse::count)]
     epochs: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 5e-3)]
+    #[arg(
+        long,
+        default_value_t = 5e-3,
+        value_parser = super::parse::positive,
+        allow_negative_numbers = true,
+    )]
     lr: f64,
     /// Training points (test: 10,000).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = super::parse::count)]
     n: usize,
     /// Threads (students run in parallel); 0 = all cores.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
     /// Write the configuration, the teacher and every point as JSON.
     #[arg(long)]
@@ -58,12 +66,37 @@ struct Report<'a> {
     excess_mse_vs_p: Fit,
 }
 
+/// Every student's network and data set within the size limits, checked before any is built.
+fn check_sizes(a: &TeacherArgs, n_test: usize) -> Result<()> {
+    let student = a
+        .student
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    for &p in &a.dims {
+        let arch = Arch {
+            inputs: p,
+            hidden: a.student.clone(),
+            outputs: 1,
+            conv: None,
+        };
+        arch.check()
+            .map_err(|e| anyhow!("{e} (set by --student {student} and --dims {p})"))?;
+        let n = a.n.max(n_test);
+        if n.checked_mul(p).is_none_or(|v| v > MAX_ELEMENTS) {
+            bail!(
+                "--dims {p}: {n} points of {p} inputs are more than 2^31 = {MAX_ELEMENTS} values"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the experiment.
 pub fn run(a: &TeacherArgs) -> Result<()> {
-    if a.dims.is_empty() || a.replicates == 0 {
-        bail!("--dims and --replicates must not be empty");
-    }
     let d = TeacherConfig::default();
+    check_sizes(a, d.n_test)?;
     let cfg = TeacherConfig {
         dims: a.dims.clone(),
         relevant: a.relevant,

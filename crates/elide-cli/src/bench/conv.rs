@@ -10,11 +10,11 @@ use std::path::PathBuf;
 /// Options of `elide bench conv`.
 #[derive(Args)]
 pub struct ConvArgs {
-    /// Thread counts to measure, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    /// Thread counts to measure, comma separated (0 = all cores, at most 256).
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = crate::parse_threads, allow_negative_numbers = true)]
     threads: Vec<usize>,
-    /// Timed repetitions (the median is reported).
-    #[arg(long, default_value_t = 11)]
+    /// Timed repetitions (the median is reported; at least 1).
+    #[arg(long, default_value_t = 11, value_parser = crate::parse_reps, allow_negative_numbers = true)]
     reps: usize,
     /// Input shape N,C,H,W.
     #[arg(long, value_delimiter = ',', default_value = "1,64,256,256")]
@@ -43,7 +43,9 @@ pub fn run(a: &ConvArgs) -> Result<()> {
         .shape
         .as_slice()
         .try_into()
-        .map_err(|_| anyhow::anyhow!("--shape needs N,C,H,W"))?;
+        .map_err(|_| anyhow::anyhow!("--shape needs N,C,H,W, got {:?}", a.shape))?;
+    crate::checked_size("--shape", &a.shape)?;
+    crate::checked_size("--shape: the 3x3 weights C x C x 3 x 3", &[c, c, 9])?;
     let mut rng = SplitMix64::new(1);
     let x = Tensor::from_vec([n, c, h, w], rng.vec(n * c * h * w, -1.0, 1.0))?;
     let have_ort = ort::available();

@@ -6,7 +6,8 @@
 mod measure;
 mod report;
 
-use anyhow::Result;
+use crate::segment::{at_least, non_negative, positive};
+use anyhow::{bail, Result};
 use clap::Args;
 use elide_segment::fifa::FifaOptions;
 use elide_segment::synth::{generate, SynthConfig};
@@ -16,10 +17,10 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct FifaArgs {
     /// Training videos (they give the grammar, the length model and the class prior).
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = at_least(1))]
     train: usize,
     /// Test videos decoded and timed.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, value_parser = at_least(1))]
     test: usize,
     /// Seed of the synthetic dataset.
     #[arg(long, default_value_t = 2021)]
@@ -28,20 +29,23 @@ pub struct FifaArgs {
     #[arg(long, value_delimiter = ',', default_value = "10,25,50,100,200,400")]
     iters: Vec<usize>,
     /// FIFA: transcripts decoded in segmentation.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least(1))]
     top_k: usize,
     /// FIFA segmentation: no racing of the top-k transcripts (the `-full` rows are then
     /// left out, being the same).
     #[arg(long)]
     no_race: bool,
     /// FIFA: Adam's learning rate.
-    #[arg(long, default_value_t = FifaOptions::default().lr)]
+    #[arg(long, default_value_t = FifaOptions::default().lr, value_parser = positive,
+          allow_negative_numbers = true)]
     lr: f64,
     /// FIFA: weight of the length term.
-    #[arg(long, default_value_t = FifaOptions::default().beta)]
+    #[arg(long, default_value_t = FifaOptions::default().beta, value_parser = non_negative,
+          allow_negative_numbers = true)]
     beta: f64,
     /// FIFA: mask sharpness (video scaled to unit length).
-    #[arg(long, default_value_t = FifaOptions::default().sharpness)]
+    #[arg(long, default_value_t = FifaOptions::default().sharpness, value_parser = positive,
+          allow_negative_numbers = true)]
     sharpness: f64,
     /// FIFA: bins the frames are pooled into (0: one per frame).
     #[arg(long, default_value_t = FifaOptions::default().bins)]
@@ -51,13 +55,15 @@ pub struct FifaArgs {
     /// carry the class frequencies, so dividing them out would only distort them.
     #[arg(long)]
     prior: bool,
-    /// Frame step of the subsampled exact decoder (as the reference codes decode).
-    #[arg(long, default_value_t = 30)]
+    /// Frame step of the subsampled exact decoder (as the reference codes decode); at least 2,
+    /// as 1 would repeat the frame-level rows under the same names.
+    #[arg(long, default_value_t = 30, value_parser = at_least(2))]
     subsample: usize,
     /// Timed repetitions per video (median).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least(1))]
     reps: usize,
-    /// Video lengths for the scaling measurement, comma separated (`0`: skip it).
+    /// Video lengths for the scaling measurement, comma separated (`0`: skip it); each at
+    /// least the segments of the shortest grammar transcript, at most 100,000.
     #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,4000,8000")]
     scaling: Vec<usize>,
     /// FIFA's iteration budget in the scaling measurement (25: the smallest budget within one
@@ -78,10 +84,6 @@ pub struct FifaArgs {
 
 /// Runs the benchmark.
 pub fn run(a: &FifaArgs) -> Result<()> {
-    anyhow::ensure!(
-        a.train >= 1 && a.test >= 1,
-        "--train and --test must be positive"
-    );
     let ds = generate(&SynthConfig {
         videos: a.train + a.test,
         train_fraction: a.train as f64 / (a.train + a.test) as f64,
@@ -98,6 +100,8 @@ pub fn run(a: &FifaArgs) -> Result<()> {
         ..FifaOptions::default()
     };
     let setup = measure::Setup::new(&ds, fifa, a.subsample, a.prior)?;
+    // Before anything is timed: a bad length would otherwise fail after the whole benchmark.
+    check_scaling(&a.scaling, setup.grammar.min_len())?;
     println!(
         "synthetic Breakfast-like data: {} train / {} test videos, {} grammar transcripts ({} prefix-tree nodes), T {}..{}",
         ds.train().len(),
@@ -124,4 +128,25 @@ pub fn run(a: &FifaArgs) -> Result<()> {
         report::plots(p, &summary, &scaling)?;
     }
     super::write_json(a.json.as_deref(), &records)
+}
+
+/// Longest video of the scaling measurement (the exact decoder on every frame is quadratic).
+const MAX_SCALING_FRAMES: usize = 100_000;
+
+/// Every `--scaling` length (0: skipped) must hold the shortest grammar transcript, which
+/// segmentation decodes at each length, and stay within [`MAX_SCALING_FRAMES`].
+fn check_scaling(lengths: &[usize], shortest: usize) -> Result<()> {
+    for &t in lengths.iter().filter(|&&t| t > 0) {
+        if t < shortest {
+            bail!(
+                "--scaling {t}: the shortest grammar transcript has {shortest} segments, more \
+                 than {t} frames can hold; use lengths of at least {shortest} (or 0 to skip \
+                 the scaling)"
+            );
+        }
+        if t > MAX_SCALING_FRAMES {
+            bail!("--scaling {t}: at most {MAX_SCALING_FRAMES} frames");
+        }
+    }
+    Ok(())
 }

@@ -13,17 +13,19 @@ use std::path::PathBuf;
 /// Options of `elide bench sbnet`.
 #[derive(Args)]
 pub struct SbnetArgs {
-    /// Worker threads for elide and ONNX Runtime (0 = all cores).
-    #[arg(long, default_value_t = 1)]
+    /// Worker threads for elide and ONNX Runtime (0 = all cores, at most 256).
+    #[arg(long, default_value_t = 1, value_parser = crate::parse_threads, allow_negative_numbers = true)]
     threads: usize,
-    /// Timed repetitions per point (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    /// Timed repetitions per point (the median is reported; at least 1).
+    #[arg(long, default_value_t = 5, value_parser = crate::parse_reps, allow_negative_numbers = true)]
     reps: usize,
-    /// Block sparsities to sweep, comma separated.
+    /// Block sparsities to sweep, comma separated, each in [0, 1].
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "0,0.5,0.7,0.8,0.9,0.95,0.99"
+        default_value = "0,0.5,0.7,0.8,0.9,0.95,0.99",
+        value_parser = parse_sparsity,
+        allow_negative_numbers = true
     )]
     sparsity: Vec<f64>,
     /// Layers to run (conv64, conv128, basic64, bottleneck128), comma separated.
@@ -165,6 +167,14 @@ impl Layer {
             Layer::Conv(_) => out,
             Layer::Unit(_) => x,
         }
+    }
+}
+
+/// `--sparsity`: a fraction in [0, 1].
+fn parse_sparsity(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected block sparsities in [0, 1], e.g. 0,0.5,0.9".into()),
     }
 }
 

@@ -288,9 +288,7 @@ impl Prep {
 
     /// The image file at `path` as a `[1, C, H, W]` float32 tensor; also `"WxH -> W'xH'"`.
     pub fn image(&self, path: &Path) -> Result<(ArrayD<f32>, String)> {
-        let dynimg =
-            image::open(path).with_context(|| format!("reading the image {}", path.display()))?;
-        let rgb = dynimg.to_rgb8();
+        let rgb = open_image(path, "the image")?.to_rgb8();
         let (w0, h0) = (rgb.width() as usize, rgb.height() as usize);
         if w0 == 0 || h0 == 0 {
             bail!("{} is an empty image", path.display());
@@ -381,6 +379,68 @@ impl Prep {
             }
         }
         ArrayD::from_shape_vec(IxDyn(&[1, cn, h, w]), out).expect("length matches shape")
+    }
+}
+
+/// Decodes the image file at `path` (`what` names it in errors). A JPEG must reach its
+/// end-of-image marker: the image crate decodes a truncated one without an error, filling
+/// what is missing.
+pub fn open_image(path: &Path, what: &str) -> Result<image::DynamicImage> {
+    let ctx = || format!("reading {what} {}", path.display());
+    let bytes = std::fs::read(path).with_context(ctx)?;
+    if !jpeg_complete(&bytes) {
+        bail!(
+            "reading {what} {}: the JPEG is truncated (its data ends before the end-of-image marker, after {} bytes)",
+            path.display(),
+            bytes.len()
+        );
+    }
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .with_context(ctx)?
+        .decode()
+        .with_context(ctx)
+}
+
+/// Whether JPEG `bytes` reach their end-of-image marker (anything that does not start like
+/// a JPEG counts as complete: the decoder judges it). Walks the segments by their lengths
+/// (an EXIF thumbnail's own markers are skipped) and each scan's entropy-coded data up to
+/// the next marker.
+fn jpeg_complete(b: &[u8]) -> bool {
+    if !b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return true;
+    }
+    let mut i = 2;
+    loop {
+        // The next marker: 0xFF (fill bytes repeat it), then its code.
+        while b.get(i).is_some_and(|&v| v != 0xFF) {
+            i += 1;
+        }
+        while b.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&code) = b.get(i) else { return false };
+        i += 1;
+        match code {
+            0xD9 => return true,
+            // Markers without a length: TEM, RSTn.
+            0x01 | 0xD0..=0xD7 => {}
+            _ => {
+                let Some(len) = b.get(i..i + 2) else {
+                    return false;
+                };
+                i += usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if code == 0xDA {
+                    // Entropy-coded data: up to a marker other than a stuffed 0 or RSTn.
+                    while let Some(&[v, n]) = b.get(i..i + 2) {
+                        if v == 0xFF && n != 0 && !(0xD0..=0xD7).contains(&n) {
+                            break;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -497,6 +557,33 @@ mod tests {
         assert_eq!(d("yolov8n.onnx"), Some(Preset::Yolov8));
         assert_eq!(d("resnet50.onnx"), None);
         assert_eq!(d("ch_PP-OCRv4_rec_infer.onnx"), None);
+    }
+
+    #[test]
+    fn truncated_jpegs_are_detected() {
+        let img =
+            image::RgbImage::from_fn(40, 24, |x, y| image::Rgb([x as u8 * 6, y as u8 * 9, 7]));
+        let mut jpg = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut jpg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+        assert!(jpeg_complete(&jpg));
+        // Bytes after the end-of-image marker (e.g. a motion photo's video) are fine.
+        assert!(jpeg_complete(&[&jpg[..], b"trailing data"].concat()));
+        for cut in [3, 20, jpg.len() / 2, jpg.len() - 2] {
+            assert!(!jpeg_complete(&jpg[..cut]), "cut at {cut}");
+        }
+        // An APP1 segment holding a whole thumbnail (its own end marker) is skipped.
+        let thumb = [0xFF, 0xD8, 0xFF, 0xD9];
+        let mut app1 = vec![0xFF, 0xE1, 0, (2 + thumb.len()) as u8];
+        app1.extend_from_slice(&thumb);
+        let with = [&jpg[..2], &app1[..], &jpg[2..]].concat();
+        assert!(jpeg_complete(&with));
+        assert!(!jpeg_complete(&with[..2 + app1.len() + 40]));
+        // Not a JPEG: left to the decoder.
+        assert!(jpeg_complete(b"\x89PNG"));
     }
 
     #[test]

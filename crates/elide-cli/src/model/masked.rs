@@ -2,11 +2,11 @@
 //! a file or from a low-resolution pass of the model itself.
 use super::report::MaskedJson;
 use crate::bench::timing::median;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use elide::kernels::sparse::Mask;
 use elide_graph::sparse::{self, LowRes, MaskedRunner, Mode};
-use elide_graph::{Graph, Value};
-use ndarray::ArrayD;
+use elide_graph::{Graph, GraphError, Value};
+use ndarray::{ArrayD, Axis};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -55,15 +55,20 @@ fn read_mask(path: &Path, input_shape: &[usize]) -> Result<ArrayD<f32>> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
-        return ndarray_npy::read_npy(path)
-            .with_context(|| format!("reading {} (a float32 .npy mask)", path.display()));
+        let m = super::npy::read_f32(path, "a float32 .npy mask")?;
+        return match m.shape() {
+            [_, _] | [_, _, _] => Ok(m),
+            [_, 1, _, _] => Ok(m.index_axis_move(Axis(1), 0)),
+            s => bail!(
+                "the mask {} has shape {s:?}; a mask must be [H, W], [N, H, W] or [N, 1, H, W]",
+                path.display()
+            ),
+        };
     }
     let [.., h, w] = input_shape else {
         bail!("an image mask needs an input with height and width, got {input_shape:?}");
     };
-    let img = image::open(path)
-        .with_context(|| format!("reading the mask image {}", path.display()))?
-        .to_luma8();
+    let img = super::input::open_image(path, "the mask image")?.to_luma8();
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let data = (0..h * w)
         .map(|i| {
@@ -72,6 +77,54 @@ fn read_mask(path: &Path, input_shape: &[usize]) -> Result<ArrayD<f32>> {
         })
         .collect();
     Ok(ArrayD::from_shape_vec(vec![*h, *w], data)?)
+}
+
+/// The size of the `--mask-auto` pass on an input of `shape`, checked before anything runs:
+/// no larger than the input, and one the model's declared input takes.
+fn low_res_size(g: &Graph, shape: &[usize], opts: &LowRes) -> Result<[usize; 2]> {
+    let &[_, _, h, w] = shape else {
+        bail!("--mask-auto needs an NCHW input, got {shape:?}")
+    };
+    let [lh, lw] = opts.size([h, w])?;
+    if lh > h || lw > w {
+        bail!(
+            "--mask-auto: --mask-scale {} and --mask-multiple {} put the low-resolution mask pass at {lh}x{lw}, larger than the {h}x{w} input: lower --mask-multiple",
+            opts.scale,
+            opts.multiple
+        );
+    }
+    if let Some(&[.., dh, dw]) = g.inputs.first().map(|i| i.shape.as_slice()) {
+        if dh.is_some_and(|d| d != lh) || dw.is_some_and(|d| d != lw) {
+            let side = |d: Option<usize>| d.map_or("any".to_string(), |d| d.to_string());
+            bail!(
+                "--mask-auto: the low-resolution mask pass runs the model at {lh}x{lw}, but the model declares a fixed input height x width of {} x {}: the mask pass needs a model with free height and width (use --mask FILE instead)",
+                side(dh),
+                side(dw)
+            );
+        }
+    }
+    Ok([lh, lw])
+}
+
+/// The error of a failed `--mask-auto` pass, with its size and, when a larger
+/// `--mask-multiple` makes the pass work, that multiple.
+fn low_res_error(g: &Graph, x: &ArrayD<f32>, opts: &LowRes, e: GraphError) -> anyhow::Error {
+    let [lh, lw] = low_res_size(g, x.shape(), opts).unwrap_or_default();
+    let works = |multiple| {
+        let o = LowRes { multiple, ..*opts };
+        low_res_size(g, x.shape(), &o).is_ok() && sparse::mask_from_low_res(g, x, &o).is_ok()
+    };
+    let hint = [8, 16, 32, 64]
+        .into_iter()
+        .filter(|&m| m > opts.multiple)
+        .find(|&m| works(m))
+        .map_or_else(String::new, |m| {
+            format!(": it runs with sides that are multiples of {m} (--mask-multiple {m})")
+        });
+    anyhow::Error::new(e).context(format!(
+        "the low-resolution mask pass at {lh}x{lw} (--mask-scale {}, --mask-multiple {}) failed{hint}",
+        opts.scale, opts.multiple
+    ))
 }
 
 fn ms_since(t: Instant) -> f64 {
@@ -92,10 +145,15 @@ pub fn run(
     let Some(x) = input.as_f32() else {
         bail!("a masked run needs a float32 input")
     };
+    if let Source::Auto(opts) = source {
+        low_res_size(g, x.shape(), opts)?;
+    }
     let make = || -> Result<Mask> {
         Ok(match source {
             Source::File(p) => sparse::mask_from_array(&read_mask(p, x.shape())?)?,
-            Source::Auto(opts) => sparse::mask_from_low_res(g, x, opts)?,
+            Source::Auto(opts) => {
+                sparse::mask_from_low_res(g, x, opts).map_err(|e| low_res_error(g, x, opts, e))?
+            }
         })
     };
     let mask = make()?;

@@ -10,10 +10,12 @@ pub mod proto;
 mod tensor;
 pub mod write;
 
-use crate::graph::{Graph, Input, ValueId};
+use crate::graph::{DType, Graph, Input, ValueId};
+use crate::ops::MAX_ELEMENTS;
 use crate::{GraphError, Result};
 use prost::Message;
 use proto::ModelProto;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -29,7 +31,18 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
 
 /// Parses an ONNX model from memory.
 pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
+    if bytes.is_empty() {
+        return Err(GraphError::Model(
+            "the model file is empty (0 bytes): not an ONNX model".into(),
+        ));
+    }
     let model = ModelProto::decode(bytes)?;
+    // Protobuf decodes many byte strings (a text file, say) as unknown fields only.
+    if model.graph.is_none() && model.opset_import.is_empty() {
+        return Err(GraphError::Model(
+            "not an ONNX model (no graph and no opset imports)".into(),
+        ));
+    }
     let opset = model
         .opset_import
         .iter()
@@ -45,9 +58,16 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
     let g = model
         .graph
         .ok_or_else(|| GraphError::Model("the model has no graph".into()))?;
+    if g.output.is_empty() {
+        return Err(GraphError::Model(
+            "the graph declares no outputs: running it would compute nothing".into(),
+        ));
+    }
     let mut b = Builder::default();
     for t in &g.initializer {
         let id = b.id(&t.name);
+        b.produce(id, format!("initializer '{}'", t.name))
+            .map_err(|first| GraphError::Model(format!("{first} is defined twice")))?;
         b.graph.constants.insert(id, tensor::to_value(t, &t.name)?);
     }
     for i in &g.input {
@@ -55,19 +75,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
         if b.graph.constants.contains_key(&id) {
             continue; // an initializer listed as input (IR < 4): a constant with a default
         }
-        let shape = i
-            .r#type
-            .as_ref()
-            .and_then(|t| t.tensor_type.as_ref())
-            .and_then(|t| t.shape.as_ref())
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| d.dim_value.filter(|&v| v > 0).map(|v| v as usize))
-                    .collect()
-            })
-            .unwrap_or_default();
-        b.graph.inputs.push(Input { id, shape });
+        b.produce(id, format!("graph input '{}'", i.name))
+            .map_err(|first| GraphError::Model(format!("{first} is declared twice")))?;
+        b.graph.inputs.push(input(id, i)?);
     }
     for (k, n) in g.node.iter().enumerate() {
         let name = if n.name.is_empty() {
@@ -98,14 +108,68 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
     Ok(b.graph)
 }
 
+/// A graph input from its declaration: element type (one the engine holds, or an error) and
+/// static dims (refused above [`MAX_ELEMENTS`]: a caller would allocate them).
+fn input(id: ValueId, i: &proto::ValueInfoProto) -> Result<Input> {
+    use proto::data_type as dt;
+    let tensor = i.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
+    let dtype = match tensor.map_or(0, |t| t.elem_type) {
+        0 => None, // undeclared
+        dt::FLOAT | dt::DOUBLE => Some(DType::F32),
+        dt::INT64 | dt::INT32 | dt::INT8 | dt::UINT8 | dt::BOOL => Some(DType::I64),
+        other => {
+            return Err(GraphError::Model(format!(
+                "input '{}' has ONNX element type {other}; elide takes float, double, \
+                 int64, int32, int8, uint8 and bool inputs",
+                i.name
+            )))
+        }
+    };
+    let shape: Vec<Option<usize>> = tensor
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| d.dim_value.filter(|&v| v > 0).map(|v| v as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fixed = shape
+        .iter()
+        .flatten()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    if fixed.is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(GraphError::Model(format!(
+            "input '{}' declares shape {shape:?} (None = any), more than the {MAX_ELEMENTS} \
+             elements elide allows per value",
+            i.name
+        )));
+    }
+    Ok(Input { id, shape, dtype })
+}
+
 /// Graph under construction: names to ids.
 #[derive(Default)]
 pub(crate) struct Builder {
     pub graph: Graph,
     ids: HashMap<String, ValueId>,
+    /// Who defines each value (initializer, graph input or node), for duplicate errors.
+    producers: HashMap<ValueId, String>,
 }
 
 impl Builder {
+    /// Records `by` as the one producer of `id` (ONNX graphs assign each name once);
+    /// `Err(first producer)` when it already has one.
+    pub fn produce(&mut self, id: ValueId, by: String) -> std::result::Result<(), String> {
+        match self.producers.entry(id) {
+            Entry::Occupied(e) => Err(e.get().clone()),
+            Entry::Vacant(e) => {
+                e.insert(by);
+                Ok(())
+            }
+        }
+    }
+
     /// The id of a name, creating it.
     pub fn id(&mut self, name: &str) -> ValueId {
         if let Some(&id) = self.ids.get(name) {

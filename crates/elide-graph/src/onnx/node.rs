@@ -6,7 +6,7 @@ use super::Builder;
 use crate::graph::Node;
 use crate::ops::{
     Binary, ConvOp, ConvTranspose, CoordMode, NearestMode, Op, Pool, PoolKind, Resize, ResizeMode,
-    Unary,
+    Unary, MAX_ELEMENTS,
 };
 use crate::{GraphError, Result, Value};
 use elide_kernels::conv::{Activation, Conv2d, Conv2dParams, Padding};
@@ -24,6 +24,11 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
         op: n.op_type.clone(),
         detail,
     };
+    // Each value has one producer; "" is an omitted optional output.
+    for (o, &id) in n.output.iter().zip(&outputs).filter(|(o, _)| !o.is_empty()) {
+        b.produce(id, format!("node '{name}' ({})", n.op_type))
+            .map_err(|first| invalid(format!("output '{o}' is already produced by {first}")))?;
+    }
     let constant = |b: &Builder, i: usize| -> Option<Value> {
         inputs
             .get(i)
@@ -373,12 +378,13 @@ fn conv(
     }
     let strides = a.sizes("strides", vec![1, 1])?;
     let dil = a.sizes("dilations", vec![1, 1])?;
-    let groups = a.int("group", 1).max(1) as usize;
+    let groups = group(&a, invalid)?;
     if strides.len() != 2 || dil.len() != 2 {
         return Err(invalid(format!(
             "strides {strides:?} / dilations {dil:?} need 2 values"
         )));
     }
+    check_geometry(&[kh, kw], &strides, &dil, &[], invalid)?;
     let pads = match a.string("auto_pad", "NOTSET").as_str() {
         "NOTSET" => a.sizes("pads", vec![0; 4])?,
         "VALID" => vec![0; 4],
@@ -402,6 +408,7 @@ fn conv(
     if pads.len() != 4 {
         return Err(invalid(format!("pads {pads:?} need 4 values")));
     }
+    check_geometry(&[], &[], &[], &pads, invalid)?; // explicit or from auto_pad
     let params = Conv2dParams::new(kh, kw)
         .with_stride(strides[0], strides[1])
         .with_dilation(dil[0], dil[1])
@@ -425,8 +432,56 @@ fn conv(
     Ok(Op::Conv(Box::new(ConvOp { conv })))
 }
 
+/// The `group` attribute: at least 1 (0 is no grouping at all, not "one group").
+fn group(a: &Attrs, invalid: &dyn Fn(String) -> GraphError) -> Result<usize> {
+    match a.int("group", 1) {
+        g if g >= 1 => Ok(g as usize),
+        g => Err(invalid(format!("group {g}: groups must be at least 1"))),
+    }
+}
+
+/// A conv's or pool's window, strides, dilations and pads: a zero entry means nothing (and
+/// would divide by zero), and an entry above [`MAX_ELEMENTS`] fits no input elide can hold
+/// (the bound also keeps the size arithmetic far from overflow).
+fn check_geometry(
+    kernel: &[usize],
+    strides: &[usize],
+    dil: &[usize],
+    pads: &[usize],
+    invalid: &dyn Fn(String) -> GraphError,
+) -> Result<()> {
+    // Conv2dParams' wording, so convs, pools and transposed convs read alike.
+    if kernel.contains(&0) {
+        return Err(invalid(format!("kernel {kernel:?} has a zero side")));
+    }
+    if strides.contains(&0) {
+        return Err(invalid(format!("stride {strides:?} has a zero entry")));
+    }
+    if dil.contains(&0) {
+        return Err(invalid(format!("dilation {dil:?} has a zero entry")));
+    }
+    for (what, v) in [
+        ("kernel", kernel),
+        ("stride", strides),
+        ("dilation", dil),
+        ("pads", pads),
+    ] {
+        if v.iter().any(|&x| x > MAX_ELEMENTS) {
+            return Err(invalid(format!(
+                "{what} {v:?} exceeds {MAX_ELEMENTS}, the most elements a value may hold"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// MaxPool / AveragePool attributes.
 fn pool(n: &NodeProto, name: &str, outputs: &[usize]) -> Result<Op> {
+    let invalid = |detail: String| GraphError::Invalid {
+        node: name.to_string(),
+        op: n.op_type.clone(),
+        detail,
+    };
     let max = n.op_type == "MaxPool";
     let a = Attrs::new(
         n,
@@ -459,6 +514,13 @@ fn pool(n: &NodeProto, name: &str, outputs: &[usize]) -> Result<Op> {
     if strides.len() != 2 || dil.len() != 2 || pads.len() != 4 {
         return Err(a.unsupported(format!(
             "strides {strides:?}, dilations {dil:?}, pads {pads:?}"
+        )));
+    }
+    check_geometry(&k, &strides, &dil, &pads, &invalid)?;
+    // As ONNX Runtime: a window that could lie wholly in the padding has nothing to pool.
+    if (0..4).any(|i| pads[i] >= k[i % 2]) {
+        return Err(invalid(format!(
+            "pads {pads:?} must be smaller than the kernel {k:?}"
         )));
     }
     Ok(Op::Pool(Pool {
@@ -499,7 +561,7 @@ fn conv_transpose(
             "strides",
         ],
     )?;
-    if a.int("group", 1) != 1 {
+    if group(&a, invalid)? != 1 {
         return Err(a.unsupported("grouped ConvTranspose"));
     }
     if a.ints("output_shape").is_some()
@@ -535,16 +597,26 @@ fn conv_transpose(
         v.try_into()
             .map_err(|v| invalid(format!("{name} {v:?} needs 2 values")))
     };
-    let pads = a.sizes("pads", vec![0; 4])?;
+    let pads: [usize; 4] = a
+        .sizes("pads", vec![0; 4])?
+        .try_into()
+        .map_err(|p| invalid(format!("pads {p:?} need 4 values")))?;
+    let (stride, dilation) = (two("strides", 1)?, two("dilations", 1)?);
+    let output_padding = two("output_padding", 0)?;
+    check_geometry(&shape[2..], &stride, &dilation, &pads, invalid)?;
+    // As PyTorch, which exports it: the extra rows are part of one stride (or dilation) step.
+    if (0..2).any(|i| output_padding[i] >= stride[i].max(dilation[i])) {
+        return Err(invalid(format!(
+            "output_padding {output_padding:?} must be smaller than the stride {stride:?} or the dilation {dilation:?}"
+        )));
+    }
     Ok(Op::ConvTranspose(Box::new(ConvTranspose {
         weight: w.iter().copied().collect(),
         shape,
         bias,
-        stride: two("strides", 1)?,
-        pads: pads
-            .try_into()
-            .map_err(|p| invalid(format!("pads {p:?} need 4 values")))?,
-        dilation: two("dilations", 1)?,
-        output_padding: two("output_padding", 0)?,
+        stride,
+        pads,
+        dilation,
+        output_padding,
     })))
 }

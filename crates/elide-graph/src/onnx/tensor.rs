@@ -1,5 +1,6 @@
 //! ONNX `TensorProto` to [`Value`]: raw little-endian bytes or the typed repeated fields.
 use super::proto::{data_type as dt, TensorProto};
+use crate::ops::MAX_ELEMENTS;
 use crate::{GraphError, Result, Value};
 
 /// Converts a tensor; `owner` names the initializer or node for errors.
@@ -20,7 +21,16 @@ pub fn to_value(t: &TensorProto, owner: &str) -> Result<Value> {
             usize::try_from(d).map_err(|_| unsupported(format!("negative dim in {:?}", t.dims)))
         })
         .collect::<Result<_>>()?;
-    let n: usize = shape.iter().product();
+    // Checked: a product that wraps could match a short buffer.
+    let n = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            unsupported(format!(
+                "shape {shape:?} holds more than {MAX_ELEMENTS} elements"
+            ))
+        })?;
     let raw = &t.raw_data;
     let bad_len = |got: usize| {
         GraphError::Model(format!(

@@ -6,7 +6,7 @@
 //! from the graph's arena. Anything else goes through `ndarray` broadcasting.
 use super::elementwise::co_broadcast;
 use super::Ctx;
-use crate::{Result, Value};
+use crate::{GraphError, Result, Value};
 use ndarray::{ArrayD, Zip};
 use rayon::prelude::*;
 
@@ -56,20 +56,14 @@ impl Binary {
 
     /// Numpy broadcasting on f32, or on i64 (shape arithmetic), into a new value.
     pub fn apply(&self, a: &Value, b: &Value, ctx: Ctx) -> Result<Value> {
-        let bad = |e: ndarray::ShapeError| {
-            ctx.err(format!(
-                "cannot broadcast {:?} with {:?}: {e}",
-                a.shape(),
-                b.shape()
-            ))
-        };
         Ok(match (a, b) {
-            (Value::F32(a), Value::F32(b)) => Value::F32(self.f32(a, b, ctx).map_err(bad)?),
+            (Value::F32(a), Value::F32(b)) => Value::F32(self.f32(a, b, ctx)?),
             (Value::I64(a), Value::I64(b)) => {
                 if *self == Binary::Div && b.iter().any(|&v| v == 0) {
                     return Err(ctx.err("integer division by zero"));
                 }
-                let (a, b) = co_broadcast(a, b).map_err(bad)?;
+                let (a, b) = co_broadcast(a, b).map_err(|e| broadcast_err(a, b, e, ctx))?;
+                ctx.sized("output", a.shape())?;
                 let mut out = a.to_owned();
                 Zip::from(&mut out).and(&b).for_each(|o, &b| {
                     *o = match self {
@@ -116,12 +110,8 @@ impl Binary {
         true
     }
 
-    fn f32(
-        &self,
-        a: &ArrayD<f32>,
-        b: &ArrayD<f32>,
-        ctx: Ctx,
-    ) -> std::result::Result<ArrayD<f32>, ndarray::ShapeError> {
+    fn f32(&self, a: &ArrayD<f32>, b: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
+        let bad = |e| broadcast_err(a, b, e, ctx);
         if let (Some(asl), Some(bsl)) = (a.as_slice(), b.as_slice()) {
             // The full operand on either side.
             let fast = match (fit(a.shape(), b.shape()), fit(b.shape(), a.shape())) {
@@ -132,10 +122,12 @@ impl Binary {
             if let Some((full, main, oth, main_left)) = fast {
                 let mut out = ctx.alloc(main.len());
                 self.run(&mut out, Some(main), oth, main_left);
-                return ArrayD::from_shape_vec(full.raw_dim(), out);
+                return ArrayD::from_shape_vec(full.raw_dim(), out).map_err(bad);
             }
         }
-        let (av, bv) = co_broadcast(a, b)?;
+        // Two small operands can broadcast to a huge result ([n, 1] with [1, n]).
+        let (av, bv) = co_broadcast(a, b).map_err(bad)?;
+        ctx.sized("output", av.shape())?;
         let mut out = av.as_standard_layout().into_owned();
         let op = *self;
         Zip::from(&mut out)
@@ -163,6 +155,15 @@ impl Binary {
             Binary::Div => go!(|x: f32, y: f32| x / y),
         }
     }
+}
+
+/// The error of operands that do not broadcast, naming the node.
+fn broadcast_err<T>(a: &ArrayD<T>, b: &ArrayD<T>, e: ndarray::ShapeError, ctx: Ctx) -> GraphError {
+    ctx.err(format!(
+        "cannot broadcast {:?} with {:?}: {e}",
+        a.shape(),
+        b.shape()
+    ))
 }
 
 /// How `b` fits a full-shaped `a` (`a` must be the broadcast result's shape).

@@ -37,18 +37,25 @@ impl ConvTranspose {
         if cin != wcin {
             return Err(ctx.err(format!("input has {cin} channels, weights expect {wcin}")));
         }
+        if h == 0 || w == 0 {
+            return Err(ctx.err(format!("input {:?} is empty", x.shape())));
+        }
+        // Wide integers: strides, dilations and pads come from the model.
         let full = |len: usize, ax: usize| {
-            (len - 1) * self.stride[ax]
-                + (self.shape[2 + ax] - 1) * self.dilation[ax]
+            (len as u128 - 1) * self.stride[ax] as u128
+                + (self.shape[2 + ax] as u128 - 1) * self.dilation[ax] as u128
                 + 1
-                + self.output_padding[ax]
+                + self.output_padding[ax] as u128
         };
         let (fh, fw) = (full(h, 0), full(w, 1));
-        let (pt, pl, pb, pr) = (self.pads[0], self.pads[1], self.pads[2], self.pads[3]);
+        let [pt, pl, pb, pr] = self.pads.map(|p| p as u128);
         if fh <= pt + pb || fw <= pl + pr {
             return Err(ctx.err("pads remove the whole output"));
         }
         let (ho, wo) = (fh - pt - pb, fw - pl - pr);
+        ctx.sized_wide("output", &[n as u128, cout as u128, ho, wo])?;
+        ctx.sized("column buffer", &[cout, kh, kw, h, w])?;
+        let (ho, wo) = (ho as usize, wo as usize); // checked: within MAX_ELEMENTS
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard");
         let (m, k, npix) = (cout * kh * kw, cin, h * w);
@@ -85,7 +92,6 @@ impl ConvTranspose {
                 .for_each(|(co, o)| self.scatter(co, &cols, [h, w], [ho, wo], o));
         }
         ctx.give(cols);
-        let _ = pr;
         Ok(ArrayD::from_shape_vec(IxDyn(&[n, cout, ho, wo]), out)?)
     }
 

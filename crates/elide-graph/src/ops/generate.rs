@@ -90,7 +90,8 @@ pub fn expand(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
             1
         };
         let b = if i + want.len() >= rank {
-            want[i + want.len() - rank].max(0) as usize
+            usize::try_from(want[i + want.len() - rank])
+                .map_err(|_| ctx.err(format!("cannot expand to {want:?}: negative dim")))?
         } else {
             1
         };
@@ -99,6 +100,7 @@ pub fn expand(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
         }
         *d = a.max(b);
     }
+    ctx.sized("output", &shape)?;
     let bad = || ctx.err(format!("cannot expand {s:?} to {shape:?}"));
     Ok(match v {
         Value::F32(a) => Value::F32(a.broadcast(IxDyn(&shape)).ok_or_else(bad)?.to_owned()),
@@ -120,7 +122,11 @@ pub fn range(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
     if d == 0.0 {
         return Err(ctx.err("Range delta 0"));
     }
-    let n = ((l - s) / d).ceil().max(0.0) as usize;
+    if ![s, l, d].iter().all(|v| v.is_finite()) {
+        return Err(ctx.err(format!("Range({s}, {l}, {d}) is not finite")));
+    }
+    // Finite, so the count saturates (never NaN) on its way to u128.
+    let n = ctx.sized_wide("output", &[((l - s) / d).ceil().max(0.0) as u128])?[0];
     Ok(match start {
         Value::F32(_) => Value::f32(&[n], (0..n).map(|i| (s + i as f64 * d) as f32).collect())?,
         Value::I64(_) => Value::i64(&[n], (0..n).map(|i| (s + i as f64 * d) as i64).collect())?,
@@ -129,12 +135,13 @@ pub fn range(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
 
 /// A tensor of the shape in input 0 filled with `value`.
 pub fn constant_of_shape(inputs: &[Option<&Value>], value: &Value, ctx: Ctx) -> Result<Value> {
-    let shape: Vec<usize> = ctx
-        .input(inputs, 0)?
-        .to_i64_vec()
+    let want = ctx.input(inputs, 0)?.to_i64_vec();
+    let wide: Vec<u128> = want
         .iter()
-        .map(|&d| d.max(0) as usize)
-        .collect();
+        .map(|&d| u128::try_from(d))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| ctx.err(format!("shape {want:?} has a negative dim")))?;
+    let shape = ctx.sized_wide("output", &wide)?;
     Ok(match value {
         Value::F32(a) => Value::F32(ArrayD::from_elem(
             IxDyn(&shape),
@@ -161,9 +168,10 @@ pub fn pad(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
         Some(Value::F32(v)) => v.iter().next().copied().unwrap_or(0.0),
         _ => 0.0,
     };
-    let shape: Vec<usize> = (0..r)
-        .map(|i| x.shape()[i] + (pads[i] + pads[i + r]) as usize)
+    let wide: Vec<u128> = (0..r)
+        .map(|i| x.shape()[i] as u128 + pads[i] as u128 + pads[i + r] as u128)
         .collect();
+    let shape = ctx.sized_wide("output", &wide)?;
     let mut out = ArrayD::from_elem(IxDyn(&shape), value);
     let mut view = out.view_mut();
     for (i, (&b, &len)) in pads.iter().zip(x.shape()).enumerate() {

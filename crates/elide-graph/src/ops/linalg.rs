@@ -89,6 +89,8 @@ pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>>
         a.as_slice().expect("standard"),
         b.as_slice().expect("standard"),
     );
+    // Thin operands ([m, 1] x [1, n]) can make a huge product.
+    ctx.sized("output", &[batch_a, m, n])?;
     let mut out = vec![0f32; batch_a * m * n];
     for i in 0..batch_a {
         let bi = if batch_b == 1 { 0 } else { i };
@@ -146,6 +148,7 @@ pub fn gemm(
             b.shape()
         )));
     }
+    ctx.sized("output", &[m, n])?;
     let mut out = vec![0f32; m * n];
     gemm_into(
         m,

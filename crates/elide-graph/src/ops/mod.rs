@@ -4,6 +4,9 @@
 //! fused activation); everything else is written here on `ndarray`, where it is cheap next
 //! to the convolutions, but for products with mostly zero constant weights ([`SparseLinear`],
 //! CSR on elide-kernels).
+//!
+//! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
+//! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
 mod binary;
 mod conv;
 mod conv_transpose;
@@ -18,6 +21,7 @@ pub mod sparse_linear;
 mod tests;
 
 pub use binary::Binary;
+pub(crate) use conv::out_shape as conv_out_shape;
 pub use conv::ConvOp;
 pub use conv_transpose::ConvTranspose;
 pub use elementwise::Unary;
@@ -180,6 +184,12 @@ impl Op {
     }
 }
 
+/// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
+/// (PP-OCRv4 at 960x960 peaks near 22M elements in a value, a detector at 4K near ten times
+/// that), so a larger shape comes from a corrupt or hostile model (a pad of 1e6, a Range to
+/// 1e12): it is refused before allocation, where it would abort or hang the process.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
 /// The node an op runs for (named in errors) and where its output buffers come from.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
@@ -205,6 +215,30 @@ impl Ctx<'_> {
         if let Some(a) = self.arena {
             a.give(v);
         }
+    }
+
+    /// Element count of a `what` buffer of `shape`, refused (naming the node, the op and the
+    /// shape) above [`MAX_ELEMENTS`]: ops call it before they allocate.
+    pub fn sized(&self, what: &'static str, shape: &[usize]) -> Result<usize> {
+        let wide: Vec<u128> = shape.iter().map(|&d| d as u128).collect();
+        Ok(self.sized_wide(what, &wide)?.iter().product())
+    }
+
+    /// [`Ctx::sized`] for dims computed from a model's numbers in `u128`, where sums and
+    /// products of attributes and shape inputs cannot wrap before they are checked.
+    pub fn sized_wide(&self, what: &'static str, dims: &[u128]) -> Result<Vec<usize>> {
+        let max = MAX_ELEMENTS as u128;
+        let n = dims.iter().try_fold(1u128, |a, &d| a.checked_mul(d));
+        // Each dim is capped too: a zero elsewhere must not let a 1e30 dim through.
+        if n.is_some_and(|n| n <= max) && dims.iter().all(|&d| d <= max) {
+            return Ok(dims.iter().map(|&d| d as usize).collect());
+        }
+        Err(GraphError::TooLarge {
+            node: self.node.to_string(),
+            op: self.op.to_string(),
+            what,
+            shape: format!("{dims:?}"),
+        })
     }
 
     /// An "invalid node" error.
@@ -312,12 +346,16 @@ fn resize(r: &Resize, inputs: &[Option<&Value>], ctx: Ctx) -> Result<ndarray::Ar
             .flatten()
             .filter(|v| !v.shape().contains(&0))
     };
+    // Output H, W in wide integers: sizes and scales come from the model (or run time).
     let (out, scales) = if let Some(sizes) = nonempty(3) {
         let s = sizes.to_i64_vec();
         if s.len() != 4 || s[0] as usize != x.shape()[0] || s[1] as usize != x.shape()[1] {
             return Err(ctx.err(format!("sizes {s:?}: only H and W may change")));
         }
-        let (ho, wo) = (s[2].max(0) as usize, s[3].max(0) as usize);
+        if s[2] < 0 || s[3] < 0 {
+            return Err(ctx.err(format!("sizes {s:?} are negative")));
+        }
+        let (ho, wo) = (s[2] as u128, s[3] as u128);
         ([ho, wo], [ho as f32 / h as f32, wo as f32 / w as f32])
     } else if let Some(scales) = nonempty(2) {
         let s: Vec<f32> = match scales {
@@ -327,15 +365,16 @@ fn resize(r: &Resize, inputs: &[Option<&Value>], ctx: Ctx) -> Result<ndarray::Ar
         if s.len() != 4 || s[0] != 1.0 || s[1] != 1.0 {
             return Err(ctx.err(format!("scales {s:?}: only H and W may change")));
         }
-        (
-            [
-                (h as f32 * s[2]).floor() as usize,
-                (w as f32 * s[3]).floor() as usize,
-            ],
-            [s[2], s[3]],
-        )
+        if !s.iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Err(ctx.err(format!("scales {s:?} must be positive and finite")));
+        }
+        // In f32 as before (and as ONNX Runtime); an overflow to inf saturates to u128::MAX.
+        let len = |n: usize, s: f32| (n as f32 * s).floor() as u128;
+        ([len(h, s[2]), len(w, s[3])], [s[2], s[3]])
     } else {
         return Err(ctx.err("neither scales nor sizes given"));
     };
-    r.apply(x, out, scales, ctx)
+    let [n, c] = [x.shape()[0], x.shape()[1]].map(|d| d as u128);
+    let dims = ctx.sized_wide("output", &[n, c, out[0], out[1]])?;
+    r.apply(x, [dims[2], dims[3]], scales, ctx)
 }

@@ -3,6 +3,7 @@ use super::Ctx;
 use crate::Result;
 use ndarray::{ArrayD, Ix4, IxDyn};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Max or average.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,21 +35,24 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Output size along one axis.
-    fn out_len(&self, len: usize, ax: usize) -> Option<usize> {
-        let span = (self.kernel[ax] - 1) * self.dilation[ax] + 1;
-        let padded = len + self.pads[ax] + self.pads[ax + 2];
+    /// Output size along one axis; `None` when the window does not fit the padded input.
+    /// Wide integers: the attributes come from the model and must not wrap (kernel, stride
+    /// and dilation are at least 1, validated at load).
+    fn out_len(&self, len: usize, ax: usize) -> Option<u128> {
+        let span = (self.kernel[ax] as u128 - 1) * self.dilation[ax] as u128 + 1;
+        let front = len as u128 + self.pads[ax] as u128;
+        let padded = front + self.pads[ax + 2] as u128;
         if padded < span {
             return None;
         }
-        let s = self.stride[ax];
+        let s = self.stride[ax] as u128;
         let mut out = if self.ceil_mode {
             (padded - span).div_ceil(s) + 1
         } else {
             (padded - span) / s + 1
         };
         // A window must start inside the image or its leading padding.
-        if self.ceil_mode && (out - 1) * s >= len + self.pads[ax] {
+        if self.ceil_mode && (out - 1) * s >= front {
             out -= 1;
         }
         Some(out)
@@ -61,17 +65,27 @@ impl Pool {
             .into_dimensionality::<Ix4>()
             .map_err(|_| ctx.err(format!("expected NCHW, got {:?}", x.shape())))?;
         let (n, c, h, w) = x.dim();
+        if h == 0 || w == 0 {
+            return Err(ctx.err(format!("input {:?} is empty", x.shape())));
+        }
         let (Some(ho), Some(wo)) = (self.out_len(h, 0), self.out_len(w, 1)) else {
             return Err(ctx.err(format!(
                 "window {:?} larger than the padded {h}x{w} input",
                 self.kernel
             )));
         };
+        ctx.sized_wide("output", &[n as u128, c as u128, ho, wo])?;
+        let (ho, wo) = (ho as usize, wo as usize); // checked: within MAX_ELEMENTS
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard layout");
         let mut out = ctx.alloc(n * c * ho * wo);
         let p = *self;
-        let separable = p.kind == PoolKind::Max && p.stride == [1, 1] && p.dilation == [1, 1];
+        // Separable unless its per-plane row maxima (h x wo) would outgrow two output planes
+        // (a window nearly as tall as the padded input).
+        let separable =
+            p.kind == PoolKind::Max && p.stride == [1, 1] && p.dilation == [1, 1] && h <= 2 * ho;
+        let ty: Vec<_> = (0..ho).map(|o| p.taps(o, h, 0)).collect();
+        let tx: Vec<_> = (0..wo).map(|o| p.taps(o, w, 1)).collect();
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(plane, o)| {
@@ -80,9 +94,9 @@ impl Pool {
                     p.max_separable(xin, h, w, o, wo);
                     return;
                 }
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        o[oy * wo + ox] = p.window(xin, h, w, oy, ox);
+                for (oy, ry) in ty.iter().enumerate() {
+                    for (ox, rx) in tx.iter().enumerate() {
+                        o[oy * wo + ox] = p.window(xin, w, [oy, ox], ry, rx);
                     }
                 }
             });
@@ -100,8 +114,13 @@ impl Pool {
         for y in 0..h {
             let irow = &xin[y * w..(y + 1) * w];
             let r = &mut rows[y * wo..(y + 1) * wo];
-            // One shifted, vectorisable max per window column: r[ox] over irow[ox - pl + j].
-            for j in 0..kw as isize {
+            // One shifted, vectorisable max per window column: r[ox] over irow[ox - pl + j]
+            // (only the columns that reach the row: the kernel may be far wider).
+            let (lo_j, hi_j) = (
+                (pl + 1 - wo as isize).max(0),
+                (pl + w as isize).min(kw as isize),
+            );
+            for j in lo_j..hi_j {
                 let shift = j - pl;
                 let lo = (-shift).clamp(0, wo as isize) as usize;
                 let hi = (w as isize - shift).clamp(lo as isize, wo as isize) as usize;
@@ -129,30 +148,41 @@ impl Pool {
         }
     }
 
-    fn window(&self, xin: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> f32 {
+    /// Window taps along axis `ax` for output index `o`: the taps that land inside the
+    /// image, and how many land inside the padded extent (ceil-mode windows can reach past
+    /// the bottom/right padding; those positions count for neither divisor). Computed, not
+    /// scanned, so a huge kernel from the model costs nothing beyond the image.
+    fn taps(&self, o: usize, len: usize, ax: usize) -> (Range<usize>, usize) {
+        let (k, d) = (self.kernel[ax] as i128, self.dilation[ax] as i128);
+        let start = o as i128 * self.stride[ax] as i128 - self.pads[ax] as i128;
+        // Taps `t` in [0, k) with start + t * d in [lo, hi).
+        let count_below = |hi: i128| ((hi - start + d - 1).div_euclid(d)).clamp(0, k);
+        let first = count_below(0);
+        let inside = first..count_below(len as i128).max(first);
+        let total = count_below(len as i128 + self.pads[ax + 2] as i128);
+        (inside.start as usize..inside.end as usize, total as usize)
+    }
+
+    /// One output: the window's taps inside the image (`ry`, `rx` from [`Pool::taps`]).
+    fn window(
+        &self,
+        xin: &[f32],
+        w: usize,
+        [oy, ox]: [usize; 2],
+        (rows, total_y): &(Range<usize>, usize),
+        (cols, total_x): &(Range<usize>, usize),
+    ) -> f32 {
+        let iy0 = (oy * self.stride[0]) as isize - self.pads[0] as isize;
+        let ix0 = (ox * self.stride[1]) as isize - self.pads[1] as isize;
         let mut acc = match self.kind {
             PoolKind::Max => f32::NEG_INFINITY,
             PoolKind::Average { .. } => 0.0,
         };
-        let mut inside = 0usize;
-        let mut total = 0usize;
-        for ky in 0..self.kernel[0] {
-            let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.pads[0] as isize;
-            for kx in 0..self.kernel[1] {
-                let ix =
-                    (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.pads[1] as isize;
-                // Windows of ceil mode can reach past the bottom/right padding; those
-                // positions count for neither divisor.
-                if iy < h as isize + self.pads[2] as isize
-                    && ix < w as isize + self.pads[3] as isize
-                {
-                    total += 1;
-                }
-                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                    continue;
-                }
-                let v = xin[iy as usize * w + ix as usize];
-                inside += 1;
+        for ky in rows.clone() {
+            let iy = (iy0 + (ky * self.dilation[0]) as isize) as usize;
+            for kx in cols.clone() {
+                let ix = (ix0 + (kx * self.dilation[1]) as isize) as usize;
+                let v = xin[iy * w + ix];
                 acc = match self.kind {
                     PoolKind::Max => acc.max(v),
                     PoolKind::Average { .. } => acc + v,
@@ -162,7 +192,11 @@ impl Pool {
         match self.kind {
             PoolKind::Max => acc,
             PoolKind::Average { count_include_pad } => {
-                let d = if count_include_pad { total } else { inside };
+                let d = if count_include_pad {
+                    total_y * total_x
+                } else {
+                    rows.len() * cols.len()
+                };
                 acc / d.max(1) as f32
             }
         }

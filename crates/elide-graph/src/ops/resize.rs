@@ -124,6 +124,7 @@ impl Resize {
         if h == 0 || w == 0 || ho == 0 || wo == 0 {
             return Err(ctx.err(format!("empty resize {h}x{w} -> {ho}x{wo}")));
         }
+        ctx.sized("output", &[n, c, ho, wo])?;
         let ty = self.taps(ho, h, scales[0]);
         let tx = self.taps(wo, w, scales[1]);
         let x = x.as_standard_layout();

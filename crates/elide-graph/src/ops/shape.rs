@@ -65,14 +65,15 @@ pub fn reshape_target(inputs: &[Option<&Value>], allowzero: bool, ctx: Ctx) -> R
             _ => return Err(ctx.err(format!("invalid target shape {want:?}"))),
         }
     }
+    // Checked: dims from the model could wrap to the input's size.
+    let product = |s: &[usize]| s.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     if let Some(i) = infer {
-        let known: usize = shape.iter().product();
-        if known == 0 || !total.is_multiple_of(known) {
-            return Err(ctx.err(format!("cannot reshape {s:?} to {want:?}")));
+        match product(&shape) {
+            Some(known) if known != 0 && total.is_multiple_of(known) => shape[i] = total / known,
+            _ => return Err(ctx.err(format!("cannot reshape {s:?} to {want:?}"))),
         }
-        shape[i] = total / known;
     }
-    if shape.iter().product::<usize>() != total {
+    if product(&shape) != Some(total) {
         return Err(ctx.err(format!(
             "cannot reshape {s:?} ({total} values) to {shape:?}"
         )));
@@ -192,6 +193,13 @@ pub fn concat(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
     let vals: Vec<&Value> = inputs.iter().flatten().copied().collect();
     let first = vals.first().ok_or_else(|| ctx.err("no inputs"))?;
     let ax = ctx.axis(axis, first.shape().len())?;
+    // Many inputs may together pass the cap (ranks that differ fail below).
+    let mut dims: Vec<u128> = first.shape().iter().map(|&d| d as u128).collect();
+    dims[ax] = vals
+        .iter()
+        .map(|v| v.shape().get(ax).map_or(0, |&d| d as u128))
+        .sum();
+    ctx.sized_wide("output", &dims)?;
     let err = |e: ndarray::ShapeError| {
         let shapes: Vec<_> = vals.iter().map(|v| v.shape().to_vec()).collect();
         ctx.err(format!("cannot concatenate {shapes:?} on axis {ax}: {e}"))
@@ -322,6 +330,8 @@ pub fn gather(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
     let mut out_shape = v.shape()[..ax].to_vec();
     out_shape.extend_from_slice(idx_v.shape());
     out_shape.extend_from_slice(&v.shape()[ax + 1..]);
+    // Many indices into a large axis multiply the data.
+    ctx.sized("output", &out_shape)?;
     map(
         v,
         |a| reshaped(&a.select(Axis(ax), &idx), &out_shape),

@@ -109,6 +109,7 @@ impl SparseLinear {
         let rows = x.len() / k.max(1);
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 2") = self.layer.weight.rows;
+        ctx.sized("output", &shape)?;
         if rows == 0 {
             return Ok(ArrayD::zeros(IxDyn(&shape)));
         }

@@ -289,6 +289,81 @@ fn separable_max_pool_matches_the_window_loop() {
     }
 }
 
+/// Every window of `p` scanned tap by tap (the definition the computed tap ranges replace).
+fn pool_by_scan(p: &Pool, x: &ArrayD<f32>, [ho, wo]: [usize; 2]) -> Vec<f32> {
+    let (h, w) = (x.shape()[2] as isize, x.shape()[3] as isize);
+    let mut out = vec![];
+    for c in 0..x.shape()[1] {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (mut max, mut sum, mut inside, mut total) = (f32::NEG_INFINITY, 0f32, 0, 0);
+                for ky in 0..p.kernel[0] {
+                    let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.pads[0] as isize;
+                    for kx in 0..p.kernel[1] {
+                        let ix =
+                            (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.pads[1] as isize;
+                        if iy < h + p.pads[2] as isize && ix < w + p.pads[3] as isize {
+                            total += 1;
+                        }
+                        if iy >= 0 && ix >= 0 && iy < h && ix < w {
+                            let v = x[[0, c, iy as usize, ix as usize]];
+                            (max, sum, inside) = (max.max(v), sum + v, inside + 1);
+                        }
+                    }
+                }
+                out.push(match p.kind {
+                    PoolKind::Max => max,
+                    PoolKind::Average { count_include_pad } => {
+                        sum / (if count_include_pad { total } else { inside }).max(1) as f32
+                    }
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pool_tap_ranges_match_a_scan_of_every_window() {
+    let mut rng = elide_kernels::rng::SplitMix64::new(5);
+    let kinds = [
+        PoolKind::Max,
+        PoolKind::Average {
+            count_include_pad: false,
+        },
+        PoolKind::Average {
+            count_include_pad: true,
+        },
+    ];
+    // (kernel, stride, pads, dilation, ceil): strided, dilated, ceil-mode windows past the
+    // padding, and kernels wider than the image (stride 1 too: the separable path).
+    let cases = [
+        ([3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true),
+        ([2, 3], [3, 2], [0, 1, 1, 2], [2, 1], true),
+        ([3, 2], [1, 2], [2, 1, 0, 1], [1, 3], false),
+        ([9, 12], [1, 1], [8, 11, 8, 11], [1, 1], false),
+        ([9, 12], [4, 5], [8, 11, 3, 0], [1, 1], true),
+        ([1, 1], [3, 3], [0, 0, 0, 0], [1, 1], true),
+    ];
+    for (kernel, stride, pads, dilation, ceil_mode) in cases {
+        for kind in kinds {
+            let p = Pool {
+                kind,
+                kernel,
+                stride,
+                pads,
+                dilation,
+                ceil_mode,
+            };
+            let x = arr(&[1, 2, 7, 5], rng.vec(70, -1.0, 1.0));
+            let y = p.apply(&x, CTX).unwrap();
+            let [ho, wo] = [y.shape()[2], y.shape()[3]];
+            let want = pool_by_scan(&p, &x, [ho, wo]);
+            assert_eq!(y.iter().copied().collect::<Vec<_>>(), want, "{p:?}");
+        }
+    }
+}
+
 #[test]
 fn transpose_matches_ndarray_for_every_permutation() {
     let mut rng = elide_kernels::rng::SplitMix64::new(21);

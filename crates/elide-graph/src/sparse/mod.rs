@@ -229,13 +229,7 @@ impl<'g> MaskedRunner<'g> {
         let mut stats = Stats::default();
         let (mut done, mut total) = (0f64, 0f64);
         let mut slots: Vec<Option<Value>> = vec![None; g.names.len()];
-        if inputs.len() != g.inputs.len() {
-            return Err(GraphError::Model(format!(
-                "the model takes {} inputs, got {}",
-                g.inputs.len(),
-                inputs.len()
-            )));
-        }
+        g.check_inputs(&inputs)?;
         for (inp, v) in g.inputs.iter().zip(inputs) {
             slots[inp.id] = Some(v);
         }
@@ -253,7 +247,7 @@ impl<'g> MaskedRunner<'g> {
                         return Err(ctx.err("conv input is not f32"));
                     };
                     let t = to_tensor(x, ctx)?;
-                    let out_shape = sc.conv().out_shape(t.shape())?;
+                    let out_shape = crate::ops::conv_out_shape(sc.conv(), t.shape(), ctx)?;
                     let [on, _, oh, ow] = out_shape;
                     let mpp = macs_per_pixel(sc);
                     total += mpp * (on * oh * ow) as f64;

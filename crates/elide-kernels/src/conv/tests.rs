@@ -361,7 +361,11 @@ fn checked_forward_finds_nan_in_any_band() {
         // Strides that leave the last row and column (or every other one) unread: the
         // input is still checked everywhere.
         (Conv2dParams::new(3, 3).with_stride(2, 2), 8, small),
-        (Conv2dParams::new(3, 3).with_stride(2, 2).with_groups(8), 8, small),
+        (
+            Conv2dParams::new(3, 3).with_stride(2, 2).with_groups(8),
+            8,
+            small,
+        ),
         (Conv2dParams::new(1, 1).with_stride(2, 2), 8, small),
         (Conv2dParams::new(3, 3).with_stride(2, 2), 3, small), // RGB stem
         // Planes too large to copy whole (the padded direct kernel's band mode).

@@ -13,7 +13,7 @@ pub use topk::rank_transcripts;
 use crate::error::{Result, SegError};
 use crate::grammar::Grammar;
 use crate::length::LengthModel;
-use crate::scores::{grid, FrameScores, GridCums};
+use crate::scores::{grid, grid_step, FrameScores, GridCums};
 use crate::segments::{check_transcript, from_lengths, Segment};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,13 +112,7 @@ fn check(scores: &FrameScores, lengths: &LengthModel, opt: &FifaOptions) -> Resu
             scores.classes()
         )));
     }
-    let positive = |v: f64| v.is_finite() && v > 0.0;
-    let ok = positive(opt.lr) && positive(opt.sharpness) && opt.beta.is_finite();
-    if !ok || opt.beta < 0.0 || opt.top_k == 0 {
-        return Err(SegError::Invalid(format!(
-            "FIFA needs lr > 0, sharpness > 0, beta >= 0, top_k > 0 (got {opt:?})"
-        )));
-    }
+    check_options(opt)?;
     if let Init::Segmentation(segs) = &opt.init {
         let covers = segs.first().is_some_and(|s| s.start == 0)
             && segs.last().is_some_and(|s| s.end == scores.frames())
@@ -136,11 +130,37 @@ fn check(scores: &FrameScores, lengths: &LengthModel, opt: &FifaOptions) -> Resu
     Ok(())
 }
 
+/// The numeric options in range; the error names the field and its value.
+fn check_options(opt: &FifaOptions) -> Result<()> {
+    let bad = |field: &str, want: &str, got: String| {
+        Err(SegError::Invalid(format!(
+            "FIFA option {field} must be {want}, got {got}"
+        )))
+    };
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !positive(opt.lr) {
+        return bad("lr", "positive and finite", opt.lr.to_string());
+    }
+    if !positive(opt.sharpness) {
+        return bad(
+            "sharpness",
+            "positive and finite",
+            opt.sharpness.to_string(),
+        );
+    }
+    if !(opt.beta.is_finite() && opt.beta >= 0.0) {
+        return bad("beta", "non-negative and finite", opt.beta.to_string());
+    }
+    if opt.top_k == 0 {
+        return bad("top_k", "at least 1", "0".into());
+    }
+    Ok(())
+}
+
 /// The grid FIFA works on: chunks of `subsample` frames, reduced so that `segs` segments fit.
 fn cums(scores: &FrameScores, subsample: usize, segs: usize, classes: &[usize]) -> GridCums {
     let t = scores.frames();
-    let step = subsample.clamp(1, (t / segs.max(1)).max(1));
-    scores.grid_cums(&grid(t, step), classes)
+    scores.grid_cums(&grid(t, grid_step(t, subsample, segs)), classes)
 }
 
 /// Aligns `scores` to `transcript` with FIFA.

@@ -3,7 +3,7 @@ use super::kernel::{fill_a, ClassTables, Grid, GridFactorials};
 use super::{Decoded, ExactOptions};
 use crate::error::{Result, SegError};
 use crate::length::LengthModel;
-use crate::scores::FrameScores;
+use crate::scores::{grid_step, FrameScores};
 use crate::segments::{check_transcript, Segment};
 
 /// The best segmentation of `scores` into `transcript`'s segments, in order: maximises the
@@ -20,7 +20,7 @@ pub fn align(
     check_lengths(lengths, scores)?;
     let n = transcript.len();
     // Each segment needs at least one grid step, so the step may not exceed T / N.
-    let step = opt.subsample.clamp(1, t / n);
+    let step = grid_step(t, opt.subsample, n);
     let grid = Grid::new(t, step, opt.max_len);
     let m = grid.m();
     let cums = scores.grid_cums(&grid.points, transcript);

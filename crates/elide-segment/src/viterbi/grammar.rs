@@ -6,7 +6,7 @@ use super::{Decoded, ExactOptions};
 use crate::error::{Result, SegError};
 use crate::grammar::Grammar;
 use crate::length::LengthModel;
-use crate::scores::FrameScores;
+use crate::scores::{grid_step, FrameScores};
 use crate::segments::Segment;
 use std::collections::HashMap;
 
@@ -31,7 +31,7 @@ pub fn segment(
             segments: shortest,
         });
     }
-    let step = opt.subsample.clamp(1, t / shortest);
+    let step = grid_step(t, opt.subsample, shortest);
     let grid = Grid::new(t, step, opt.max_len);
     let m = grid.m();
     let labels: Vec<usize> = nodes[1..].iter().map(|n| n.label).collect();
