@@ -519,3 +519,20 @@ fn empty_and_foreign_files_say_they_are_not_onnx() {
     let e = load_err(&[0xa0, 0x06, 0x01]);
     assert!(e.to_string().contains("not an ONNX model"), "{e}");
 }
+
+#[test]
+fn nan_clip_bounds_are_errors_and_finite_ones_clamp() {
+    let clip = |lo: f32, hi: f32| {
+        model(
+            vec![node("Clip", "c", (&["x", "lo", "hi"], &["y"]), vec![])],
+            vec![f32s("lo", &[], vec![lo]), f32s("hi", &[], vec![hi])],
+        )
+    };
+    assert_invalid(&load_err(&clip(f32::NAN, 6.0)), "c", "Clip", "NaN");
+    assert_invalid(&load_err(&clip(0.0, f32::NAN)), "c", "Clip", "NaN");
+    let g = onnx::from_bytes(&clip(2.0, 6.0)).unwrap();
+    let y = g.run(vec![x()]).unwrap().remove(0);
+    let y = y.as_f32().unwrap();
+    assert!(y.iter().all(|&v| (2.0..=6.0).contains(&v)));
+    assert_eq!(y.iter().filter(|&&v| v == 6.0).count(), 192 - 6);
+}

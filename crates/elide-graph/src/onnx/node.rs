@@ -126,6 +126,10 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
                 bound(1, "min", f32::NEG_INFINITY)?,
                 bound(2, "max", f32::INFINITY)?,
             );
+            // A NaN bound would silently turn the clamp off.
+            if min.is_nan() || max.is_nan() {
+                return Err(invalid(format!("Clip bounds [{min}, {max}] hold NaN")));
+            }
             return push(
                 b,
                 n,

@@ -656,3 +656,25 @@ fn folds_after_a_forward_use_the_new_weights() {
         .unwrap();
     assert_eq!(conv.forward(&x).unwrap(), fresh(&conv).forward(&x).unwrap());
 }
+
+/// 1x1 layers whose band output outgrows one GEMM call (`gemm_conv::PW_CHUNK_FLOATS`): several
+/// calls per band, a ragged last one, whole maps and row bands, one and two threads.
+#[test]
+fn large_pointwise_maps_in_several_gemm_calls_match_reference() {
+    let mut rng = SplitMix64::new(57);
+    for threads in [1, 2] {
+        crate::threads::with_threads(threads, || {
+            for (cin, cout, [h, w]) in [(16, 24, [111, 113]), (8, 40, [300, 257])] {
+                let kernel = check(
+                    &mut rng,
+                    [1, cin, h, w],
+                    cout,
+                    Conv2dParams::new(1, 1),
+                    Activation::HardSwish,
+                );
+                assert_eq!(kernel, ConvKernel::Pointwise);
+            }
+        })
+        .unwrap();
+    }
+}
