@@ -638,21 +638,27 @@ fn one_pixel_maps_run_as_matrix_vector_products() {
 }
 
 /// Folding into a layer that has already run (its weights packed for the padded direct
-/// kernel) must not leave the old packing in use.
+/// kernel, or for the small-map 1x1 kernel) must not leave the old packing in use.
 #[test]
 fn folds_after_a_forward_use_the_new_weights() {
     let mut rng = SplitMix64::new(81);
-    let x = random_tensor(&mut rng, [1, 16, 12, 13]);
-    let w = random_tensor(&mut rng, [16, 16, 3, 3]);
-    let p = Conv2dParams::new(3, 3);
+    for (k, [h, w]) in [(3, [12, 13]), (1, [7, 7])] {
+        folds_after_a_forward(&mut rng, k, [h, w]);
+    }
+}
+
+fn folds_after_a_forward(rng: &mut SplitMix64, k: usize, [h, wd]: [usize; 2]) {
+    let x = random_tensor(rng, [1, 48, h, wd]);
+    let w = random_tensor(rng, [48, 48, k, k]);
+    let p = Conv2dParams::new(k, k);
     let mut conv = Conv2d::new(&w, None, p, Activation::None).unwrap();
     conv.forward(&x).unwrap();
-    conv.fold_input_affine(&rng.vec(16, 0.5, 2.0), &rng.vec(16, -1.0, 1.0))
+    conv.fold_input_affine(&rng.vec(48, 0.5, 2.0), &rng.vec(48, -1.0, 1.0))
         .unwrap();
     let fresh = |c: &Conv2d| Conv2d::new(&c.weight(), Some(c.bias()), p, Activation::None).unwrap();
     assert_eq!(conv.forward(&x).unwrap(), fresh(&conv).forward(&x).unwrap());
-    let ones = vec![1.0; 16];
-    conv.fold_batch_norm(&rng.vec(16, 0.5, 2.0), &ones, &ones, &ones, 1e-5)
+    let ones = vec![1.0; 48];
+    conv.fold_batch_norm(&rng.vec(48, 0.5, 2.0), &ones, &ones, &ones, 1e-5)
         .unwrap();
     assert_eq!(conv.forward(&x).unwrap(), fresh(&conv).forward(&x).unwrap());
 }
@@ -677,4 +683,52 @@ fn large_pointwise_maps_in_several_gemm_calls_match_reference() {
         })
         .unwrap();
     }
+}
+
+/// 1x1 layers on small maps, vectorised over output channels: every pixel remainder of the
+/// 7-pixel register tiles (0-6), output channels that are not a multiple of the 48-channel
+/// block, odd reductions, several images, one and two threads; NaN in a later image found.
+#[test]
+fn small_pointwise_maps_match_reference() {
+    let mut rng = SplitMix64::new(91);
+    let avx512 = padded_direct::avx512();
+    if !avx512 {
+        println!("no AVX-512 here: the small-map 1x1 layers run the gemm path (still checked)");
+    }
+    for threads in [1, 2] {
+        crate::threads::with_threads(threads, || {
+            for (n, cin, cout, [h, w]) in [
+                (1, 32, 48, [7, 7]),
+                (2, 33, 100, [5, 3]),
+                (1, 40, 97, [1, 2]),
+                (3, 37, 32, [5, 2]),
+                (1, 64, 50, [11, 1]),
+                (1, 35, 49, [3, 4]),
+                (2, 48, 145, [13, 1]),
+                (1, 512, 512, [7, 7]),
+                (1, 32, 33, [9, 7]),
+            ] {
+                let kernel = check(
+                    &mut rng,
+                    [n, cin, h, w],
+                    cout,
+                    Conv2dParams::new(1, 1),
+                    Activation::HardSwish,
+                );
+                if avx512 {
+                    assert_eq!(kernel, ConvKernel::PointwiseSmall, "{cin}->{cout} {h}x{w}");
+                }
+            }
+        })
+        .unwrap();
+    }
+    let w = random_tensor(&mut rng, [64, 40, 1, 1]);
+    let conv = Conv2d::new(&w, None, Conv2dParams::new(1, 1), Activation::None).unwrap();
+    let mut x = random_tensor(&mut rng, [2, 40, 6, 6]);
+    x.data_mut()[40 * 36 + 17] = f32::NAN;
+    let mut out = Tensor::zeros([2, 64, 6, 6]);
+    assert!(matches!(
+        conv.forward_into_checked(&x, &mut out),
+        Err(crate::KernelError::NonFinite { .. })
+    ));
 }
