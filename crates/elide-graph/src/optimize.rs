@@ -13,8 +13,16 @@ pub const SPARSE_MIN_ZEROS: f64 = crate::ops::sparse_linear::CSR_FROM_MANY_ROWS;
 /// (batch-norms, affines), fused (activations), and how many products became sparse.
 pub fn optimize(g: &mut Graph) -> Result<[usize; 4]> {
     let folded = fold_constants(g)?;
-    let bn = fold_batch_norms(g)?;
-    let affine = fold_affine(g)?;
+    // Batch-norms and affines fold in either order (a ConvTranspose's bias Add before its
+    // batch-norm, a Mul after a conv's): repeat until neither finds more.
+    let (mut bn, mut affine) = (0, 0);
+    loop {
+        let (b, a) = (fold_batch_norms(g)?, fold_affine(g)?);
+        (bn, affine) = (bn + b, affine + a);
+        if b + a == 0 {
+            break;
+        }
+    }
     let act = fuse_hardswish(g) + fuse_activations(g) + fuse_silu(g);
     let after = fold_affine_into_next(g)?;
     let sparse = sparse_weights(g, SPARSE_MIN_ZEROS);
@@ -188,13 +196,42 @@ fn sole_reader(g: &Graph, value: usize) -> Option<usize> {
     it.next().is_none().then_some(first.0)
 }
 
-/// Conv followed only by an inference BatchNormalization with constant statistics: folds the
-/// statistics into the conv's weights and bias.
+/// The output channels of a Conv or ConvTranspose with no activation fused yet: an affine map
+/// after it folds into its weights and bias.
+fn affine_target(op: &Op) -> Option<usize> {
+    use elide_kernels::conv::Activation;
+    match op {
+        Op::Conv(c) if c.conv.activation() == Activation::None => Some(c.conv.out_channels()),
+        Op::ConvTranspose(t) if t.act == Activation::None => Some(t.shape[1]),
+        _ => None,
+    }
+}
+
+/// Folds `y * scale + shift` (per output channel) into an [`affine_target`].
+fn fold_into(op: &mut Op, scale: &[f32], shift: &[f32]) -> std::result::Result<(), String> {
+    match op {
+        Op::Conv(c) => {
+            // An affine map is a batch-norm with mean 0, variance 1 and epsilon 0.
+            let (zeros, ones) = (vec![0.0; scale.len()], vec![1.0; scale.len()]);
+            c.conv
+                .fold_batch_norm(scale, shift, &zeros, &ones, 0.0)
+                .map_err(|e| e.to_string())
+        }
+        Op::ConvTranspose(t) => {
+            t.fold_scale_shift(scale, shift);
+            Ok(())
+        }
+        _ => Err("not a convolution".into()),
+    }
+}
+
+/// Conv or ConvTranspose followed only by an inference BatchNormalization with constant
+/// statistics: folds the statistics into the weights and bias.
 pub fn fold_batch_norms(g: &mut Graph) -> Result<usize> {
     let mut count = 0;
     let mut i = 0;
     while i < g.nodes.len() {
-        let Op::Conv(_) = g.nodes[i].op else {
+        let Some(cout) = affine_target(&g.nodes[i].op) else {
             i += 1;
             continue;
         };
@@ -222,35 +259,52 @@ pub fn fold_batch_norms(g: &mut Graph) -> Result<usize> {
             i += 1;
             continue;
         };
-        let bn_out = g.nodes[j].outputs[0];
-        let (name, op_type) = (g.nodes[j].name.clone(), g.nodes[j].op_type.clone());
-        let Op::Conv(c) = &mut g.nodes[i].op else {
-            unreachable!("checked above")
+        let (node, op) = (g.nodes[j].name.clone(), g.nodes[j].op_type.clone());
+        let invalid = |detail: String| crate::GraphError::Invalid {
+            node: node.clone(),
+            op: op.clone(),
+            detail,
         };
-        c.conv
-            .fold_batch_norm(&s[0], &s[1], &s[2], &s[3], eps)
-            .map_err(|e| crate::GraphError::Invalid {
-                node: name,
-                op: op_type,
-                detail: e.to_string(),
-            })?;
-        g.nodes[i].outputs[0] = bn_out;
+        if s.iter().any(|v| v.len() != cout) {
+            return Err(invalid(format!(
+                "statistics of lengths {:?} for {cout} channels",
+                s.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        let scale: Vec<f32> = (0..cout)
+            .map(|c| s[0][c] / (s[3][c] + eps).sqrt())
+            .collect();
+        let shift: Vec<f32> = (0..cout).map(|c| s[1][c] - s[2][c] * scale[c]).collect();
+        if scale.iter().chain(&shift).any(|v| !v.is_finite()) {
+            return Err(invalid("statistics fold to a non-finite scale".into()));
+        }
+        let err = fold_into(&mut g.nodes[i].op, &scale, &shift).err();
+        if let Some(e) = err {
+            return Err(invalid(e));
+        }
+        g.nodes[i].outputs[0] = g.nodes[j].outputs[0];
         g.nodes.remove(j);
         count += 1;
     }
     Ok(count)
 }
 
-/// Conv followed only by an activation the kernels can apply in their epilogue.
+/// Conv or ConvTranspose followed only by an activation the kernels can apply in their
+/// epilogue.
 pub fn fuse_activations(g: &mut Graph) -> usize {
+    use elide_kernels::conv::Activation;
     let mut count = 0;
     let mut i = 0;
     while i < g.nodes.len() {
-        let Op::Conv(c) = &g.nodes[i].op else {
-            i += 1;
-            continue;
+        let current = match &g.nodes[i].op {
+            Op::Conv(c) => c.conv.activation(),
+            Op::ConvTranspose(t) => t.act,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
-        if c.conv.activation() != elide_kernels::conv::Activation::None {
+        if current != Activation::None {
             i += 1;
             continue;
         }
@@ -264,8 +318,10 @@ pub fn fuse_activations(g: &mut Graph) -> usize {
             continue;
         };
         let act_out = g.nodes[j].outputs[0];
-        if let Op::Conv(c) = &mut g.nodes[i].op {
-            c.conv = c.conv.clone().with_activation(act);
+        match &mut g.nodes[i].op {
+            Op::Conv(c) => c.conv = c.conv.clone().with_activation(act),
+            Op::ConvTranspose(t) => t.act = act,
+            _ => unreachable!("checked above"),
         }
         g.nodes[i].outputs[0] = act_out;
         g.nodes.remove(j);
@@ -370,23 +426,18 @@ fn const_operand(g: &Graph, node: usize, x: usize) -> Option<(&Value, bool)> {
     }
 }
 
-/// Conv (no activation yet) followed only by `* c`, `/ c`, `+ c` or `- c` with a scalar or
-/// per-channel constant: folded into the conv's weights and bias (batch-norm by another name,
-/// as paddle2onnx exports MobileOne/PP-LCNet blocks).
+/// Conv or ConvTranspose (no activation yet) followed only by `* c`, `/ c`, `+ c` or `- c`
+/// with a scalar or per-channel constant: folded into the weights and bias (batch-norm by
+/// another name, as paddle2onnx exports MobileOne/PP-LCNet blocks, or a ConvTranspose's bias).
 pub fn fold_affine(g: &mut Graph) -> Result<usize> {
     use crate::ops::Binary;
     let mut count = 0;
     let mut i = 0;
     while i < g.nodes.len() {
-        let Op::Conv(c) = &g.nodes[i].op else {
+        let Some(cout) = affine_target(&g.nodes[i].op) else {
             i += 1;
             continue;
         };
-        let cout = c.conv.out_channels();
-        if c.conv.activation() != elide_kernels::conv::Activation::None {
-            i += 1;
-            continue;
-        }
         let out = g.nodes[i].outputs[0];
         let Some(j) = sole_reader(g, out) else {
             i += 1;
@@ -419,17 +470,12 @@ pub fn fold_affine(g: &mut Graph) -> Result<usize> {
             i += 1;
             continue;
         }
-        let (zeros, ones) = (vec![0.0; cout], vec![1.0; cout]);
-        let (name, op_type) = (g.nodes[j].name.clone(), g.nodes[j].op_type.clone());
-        if let Op::Conv(c) = &mut g.nodes[i].op {
-            // An affine map is a batch-norm with mean 0, variance 1 and epsilon 0.
-            c.conv
-                .fold_batch_norm(&scale, &shift, &zeros, &ones, 0.0)
-                .map_err(|e| crate::GraphError::Invalid {
-                    node: name,
-                    op: op_type,
-                    detail: e.to_string(),
-                })?;
+        if let Err(detail) = fold_into(&mut g.nodes[i].op, &scale, &shift) {
+            return Err(crate::GraphError::Invalid {
+                node: g.nodes[j].name.clone(),
+                op: g.nodes[j].op_type.clone(),
+                detail,
+            });
         }
         g.nodes[i].outputs[0] = g.nodes[j].outputs[0];
         g.nodes.remove(j);

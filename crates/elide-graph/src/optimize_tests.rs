@@ -114,3 +114,63 @@ fn folding_and_fusion_keep_outputs() {
         assert!(err < 1e-5 * scale, "seed {seed}: error {err}");
     }
 }
+
+/// The DB head's upsampling as paddle2onnx writes it: ConvTranspose -> per-channel bias Add ->
+/// BatchNormalization -> Relu -> ConvTranspose -> bias Add -> Sigmoid. The Add and the
+/// batch-norm fold into the first ConvTranspose (in that order: the fold passes repeat), the
+/// activations fuse, and the outputs stay those of the unoptimised graph.
+#[test]
+fn conv_transpose_absorbs_bias_batch_norm_and_activation() {
+    use crate::ops::ConvTranspose;
+    let mut b = B {
+        g: Graph::default(),
+        rng: SplitMix64::new(11),
+    };
+    let x = b.value();
+    b.g.inputs.push(Input {
+        id: x,
+        shape: vec![],
+        dtype: None,
+    });
+    let up = |b: &mut B, x: usize, cin: usize, cout: usize| {
+        let t = ConvTranspose {
+            weight: b.rng.vec(cin * cout * 4, -0.5, 0.5),
+            shape: [cin, cout, 2, 2],
+            bias: vec![0.0; cout],
+            stride: [2, 2],
+            pads: [0; 4],
+            dilation: [1, 1],
+            output_padding: [0, 0],
+            act: Activation::None,
+        };
+        let y = b.node(Op::ConvTranspose(Box::new(t)), &[x]);
+        let bias = b.constant(&[cout, 1, 1], -0.5, 0.5);
+        b.node(Op::Binary(Binary::Add), &[y, bias])
+    };
+    let t1 = up(&mut b, x, 5, 4);
+    let stats: Vec<usize> = [(0.5, 1.5), (-0.5, 0.5), (-0.5, 0.5), (0.5, 2.0)]
+        .iter()
+        .map(|&(lo, hi)| b.constant(&[4], lo, hi))
+        .collect();
+    let bn = b.node(
+        Op::BatchNorm { eps: 1e-5 },
+        &[t1, stats[0], stats[1], stats[2], stats[3]],
+    );
+    let relu = b.node(Op::Unary(Unary::Relu), &[bn]);
+    let t2 = up(&mut b, relu, 4, 1);
+    let sig = b.node(Op::Unary(Unary::Sigmoid), &[t2]);
+    b.g.outputs.push(sig);
+    let plain = b.g.clone();
+    let mut opt = b.g;
+    optimize(&mut opt).unwrap();
+    let kinds: Vec<&str> = opt.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(kinds, ["ConvTranspose", "ConvTranspose"]);
+    let data = SplitMix64::new(3).vec(2 * 5 * 6 * 7, -2.0, 2.0);
+    let input = Value::f32(&[2, 5, 6, 7], data).unwrap();
+    let want = plain.run(vec![input.clone()]).unwrap();
+    let got = opt.run(vec![input]).unwrap();
+    let (w, g) = (want[0].as_f32().unwrap(), got[0].as_f32().unwrap());
+    assert_eq!(w.shape(), g.shape());
+    let err = w.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err < 1e-5, "error {err}");
+}

@@ -622,5 +622,6 @@ fn conv_transpose(
         pads,
         dilation,
         output_padding,
+        act: elide_kernels::conv::Activation::None,
     })))
 }

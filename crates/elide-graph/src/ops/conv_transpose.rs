@@ -1,7 +1,8 @@
 //! ConvTranspose (2-D, groups 1): one GEMM `W^T x` into columns, then col2im adds each
-//! column into its output window.
+//! column into its output window; bias and a fused activation per output plane.
 use super::Ctx;
 use crate::Result;
+use elide_kernels::conv::Activation;
 use elide_kernels::matmul::{matmul, Strided};
 use ndarray::{ArrayD, Ix4, IxDyn};
 use rayon::prelude::*;
@@ -23,9 +24,27 @@ pub struct ConvTranspose {
     pub dilation: [usize; 2],
     /// Extra rows/columns at the bottom/right.
     pub output_padding: [usize; 2],
+    /// Applied to each output plane after the bias (fused by the optimiser).
+    pub act: Activation,
 }
 
 impl ConvTranspose {
+    /// Folds `y * scale[co] + shift[co]` (an inference batch-norm or per-channel affine after
+    /// this op) into the weights and bias. Only before an activation is fused.
+    pub fn fold_scale_shift(&mut self, scale: &[f32], shift: &[f32]) {
+        let [_, cout, kh, kw] = self.shape;
+        debug_assert!(scale.len() == cout && shift.len() == cout);
+        debug_assert_eq!(self.act, Activation::None);
+        for per_ci in self.weight.chunks_exact_mut(cout * kh * kw) {
+            for (taps, &s) in per_ci.chunks_exact_mut(kh * kw).zip(scale) {
+                taps.iter_mut().for_each(|w| *w *= s);
+            }
+        }
+        for ((b, &s), &t) in self.bias.iter_mut().zip(scale).zip(shift) {
+            *b = *b * s + t;
+        }
+    }
+
     /// Runs on `[N, cin, H, W]`.
     pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
         let x = x
@@ -138,6 +157,9 @@ impl ConvTranspose {
                     }
                 }
             }
+        }
+        if self.act != Activation::None {
+            self.act.bias_apply(o, 0.0);
         }
     }
 }

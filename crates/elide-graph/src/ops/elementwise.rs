@@ -149,13 +149,25 @@ pub fn batch_norm(inputs: &[Option<&Value>], eps: f32, ctx: Ctx) -> Result<Value
         }
         stats.push(s.iter().copied().collect::<Vec<f32>>());
     }
-    let mut out = x.as_standard_layout().into_owned();
-    for (ch, mut lane) in out.axis_iter_mut(Axis(1)).enumerate() {
-        let s = stats[0][ch] / (stats[3][ch] + eps).sqrt();
-        let b = stats[1][ch] - stats[2][ch] * s;
-        lane.mapv_inplace(|v| v * s + b);
-    }
-    Ok(Value::F32(out))
+    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
+        .map(|ch| {
+            let s = stats[0][ch] / (stats[3][ch] + eps).sqrt();
+            (s, stats[1][ch] - stats[2][ch] * s)
+        })
+        .unzip();
+    let plane: usize = x.shape()[2..].iter().product();
+    let x = x.as_standard_layout();
+    let src = x.as_slice().expect("standard layout");
+    let mut out = ctx.alloc(src.len());
+    // One task per (image, channel) plane, in parallel.
+    out.par_chunks_mut(plane.max(1))
+        .zip(src.par_chunks(plane.max(1)))
+        .enumerate()
+        .for_each(|(i, (o, xs))| {
+            let (s, b) = (scale[i % c], shift[i % c]);
+            o.iter_mut().zip(xs).for_each(|(o, &v)| *o = v * s + b);
+        });
+    Ok(Value::F32(ArrayD::from_shape_vec(x.raw_dim(), out)?))
 }
 
 /// Softmax along `axis`, stable (max subtracted).

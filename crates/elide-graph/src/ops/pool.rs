@@ -212,9 +212,22 @@ pub fn global_average(x: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
     let spatial: usize = x.shape()[2..].iter().product();
     let x = x.as_standard_layout();
     let src = x.as_slice().expect("standard layout");
+    let spatial = spatial.max(1);
+    // One plane per task; eight f64 partial sums per plane, so the adds pipeline instead of
+    // waiting on one chain (a 96 x 240 x 240 map took 4.7 ms in one f64 chain).
     let means: Vec<f32> = src
-        .chunks_exact(spatial.max(1))
-        .map(|p| p.iter().map(|&v| v as f64).sum::<f64>() as f32 / spatial.max(1) as f32)
+        .par_chunks_exact(spatial)
+        .map(|p| {
+            let mut acc = [0f64; 8];
+            let mut chunks = p.chunks_exact(8);
+            for c in &mut chunks {
+                for (a, &v) in acc.iter_mut().zip(c) {
+                    *a += v as f64;
+                }
+            }
+            let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+            (acc.iter().sum::<f64>() + tail) as f32 / spatial as f32
+        })
         .collect();
     let mut shape = vec![n, c];
     shape.extend(std::iter::repeat_n(1, x.ndim() - 2));

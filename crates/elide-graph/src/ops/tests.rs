@@ -72,8 +72,19 @@ fn conv_transpose_matches_a_naive_scatter() {
             pads,
             dilation: dil,
             output_padding: [0, 0],
+            act: elide_kernels::conv::Activation::None,
         };
         let y = ct.apply(&x, CTX).unwrap();
+        // A folded affine and a fused ReLU act on the result per output channel.
+        let (scale, shift) = ([1.5, -0.25], [0.125, 0.75]);
+        let mut folded = ct.clone();
+        folded.fold_scale_shift(&scale, &shift);
+        folded.act = elide_kernels::conv::Activation::Relu;
+        let yf = folded.apply(&x, CTX).unwrap();
+        for ((idx, &v), &f) in y.indexed_iter().zip(yf.iter()) {
+            let want = (v * scale[idx[1]] + shift[idx[1]]).max(0.0);
+            assert!((f - want).abs() < 1e-5, "{idx:?}: {f} vs {want}");
+        }
         let fh = (h - 1) * stride[0] + (k[0] - 1) * dil[0] + 1;
         let fw = (w - 1) * stride[1] + (k[1] - 1) * dil[1] + 1;
         let mut full = vec![0f32; cout * fh * fw];
@@ -393,6 +404,60 @@ fn transpose_matches_ndarray_for_every_permutation() {
                 .as_standard_layout()
                 .into_owned();
             assert_eq!(got, Value::F32(want), "{shape:?} {perm:?}");
+        }
+    }
+}
+
+/// Batch-norm per channel of `[N, C, ...]` inputs of rank 2 to 4 (batches, odd planes) and the
+/// global average pool against per-plane f64 means, on planes shorter and longer than its
+/// eight partial sums.
+#[test]
+fn batch_norm_and_global_average_match_naive_per_channel_loops() {
+    let mut rng = elide_kernels::rng::SplitMix64::new(21);
+    for shape in [
+        vec![2, 3],
+        vec![2, 3, 7],
+        vec![3, 4, 5, 9],
+        vec![1, 2, 1, 1],
+    ] {
+        let (n, c) = (shape[0], shape[1]);
+        let plane: usize = shape[2..].iter().product();
+        let data = rng.vec(n * c * plane, -3.0, 3.0);
+        let x = Value::F32(arr(&shape, data.clone()));
+        let stats: Vec<Value> = [(0.5, 2.0), (-1.0, 1.0), (-1.0, 1.0), (0.1, 2.0)]
+            .iter()
+            .map(|&(lo, hi)| Value::F32(arr(&[c], rng.vec(c, lo, hi))))
+            .collect();
+        let s: Vec<Vec<f32>> = stats
+            .iter()
+            .map(|v| v.as_f32().unwrap().iter().copied().collect())
+            .collect();
+        let eps = 1e-3;
+        let mut inputs = vec![Some(&x)];
+        inputs.extend(stats.iter().map(Some));
+        let y = run(&Op::BatchNorm { eps }, &inputs).remove(0);
+        for (i, (&got, &v)) in y.as_f32().unwrap().iter().zip(&data).enumerate() {
+            let ch = i / plane % c;
+            let want = (v - s[2][ch]) / (s[3][ch] + eps).sqrt() * s[0][ch] + s[1][ch];
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{shape:?} at {i}: {got} vs {want}"
+            );
+        }
+        if shape.len() < 3 {
+            continue;
+        }
+        let g = run(&Op::GlobalAveragePool, &[Some(&x)]).remove(0);
+        let g = g.as_f32().unwrap();
+        let mut want_shape = vec![n, c];
+        want_shape.extend(std::iter::repeat_n(1, shape.len() - 2));
+        assert_eq!(g.shape(), want_shape.as_slice());
+        for (p, &got) in data.chunks(plane).zip(g.iter()) {
+            let want = p.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
+            assert!(
+                (got as f64 - want).abs() < 1e-6,
+                "{shape:?}: {got} vs {want}"
+            );
         }
     }
 }
