@@ -107,7 +107,7 @@ impl Graph {
     }
 
     /// Whether value `id` is a runtime value that node `k` reads last (so it may be consumed).
-    fn dies_at(
+    pub(crate) fn dies_at(
         &self,
         id: usize,
         k: usize,

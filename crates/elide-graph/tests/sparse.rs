@@ -167,9 +167,70 @@ fn exact_equals_dense_inside_the_mask_on_small_graphs() {
                 if !se && size != BlockSize::Auto && i < 2 {
                     assert!(stats.work < 0.9, "mask {i}: {stats:?}");
                 }
+                // The residual Add (in place) and the resizes run on their needed pixels.
+                if !se && i < 2 {
+                    assert!(stats.masked_ops >= 2, "mask {i}: {stats:?}");
+                }
             }
         }
     }
+}
+
+/// conv -> ConvTranspose (2x2 stride 2, ReLU) -> concat with a nearest-upsampled branch ->
+/// max pool 3x3 -> sigmoid -> conv: the other ops with a masked form, exact inside the mask,
+/// and each run on its needed pixels when the mask is small.
+#[test]
+fn transposed_convs_concat_and_pools_run_masked_and_exact() {
+    use elide_graph::ops::{ConvTranspose, Pool, PoolKind};
+    let (mut b, x) = B::new(41);
+    let c1 = b.conv(x, 3, 6, Conv2dParams::same(3).with_stride(2, 2));
+    let t = ConvTranspose {
+        weight: b.rng.vec(6 * 4 * 4, -0.5, 0.5),
+        shape: [6, 4, 2, 2],
+        bias: b.rng.vec(4, -0.2, 0.2),
+        stride: [2, 2],
+        pads: [0; 4],
+        dilation: [1, 1],
+        output_padding: [0, 0],
+        act: Activation::Relu,
+    };
+    let up = b.node(Op::ConvTranspose(Box::new(t)), &[c1]);
+    let near = b.resize(
+        c1,
+        ResizeMode::Nearest(NearestMode::Floor),
+        CoordMode::Asymmetric,
+        2.0,
+    );
+    let cat = b.node(Op::Concat { axis: 1 }, &[up, near]);
+    let pool = Pool {
+        kind: PoolKind::Max,
+        kernel: [3, 3],
+        stride: [1, 1],
+        pads: [1; 4],
+        dilation: [1, 1],
+        ceil_mode: false,
+    };
+    let p = b.node(Op::Pool(pool), &[cat]);
+    let s = b.node(Op::Unary(Unary::Sigmoid), &[p]);
+    let y = b.conv(s, 10, 2, Conv2dParams::same(3));
+    let g = b.finish(y);
+    let x = input(42, &[1, 3, 96, 128]);
+    let dense = g.run(vec![x.clone()]).unwrap();
+    let runner = MaskedRunner::new(&g);
+    for m in [
+        rect([1, 96, 128], 40..46, 10..20),
+        rect([1, 96, 128], 0..3, 120..128),
+        Mask::from_fn([1, 96, 128], |_, y, x| (y / 8 + x / 8) % 5 == 0),
+    ] {
+        let (out, stats) = runner.run_stats(vec![x.clone()], &m, Mode::Exact).unwrap();
+        let e = rel_err_in(&out[0], &dense[0], &m);
+        assert!(e < 1e-5, "rel err {e} {stats:?}");
+        assert!(stats.masked_ops >= 2, "{stats:?}");
+    }
+    let small = rect([1, 96, 128], 40..46, 10..20);
+    let (_, stats) = runner.run_stats(vec![x], &small, Mode::Exact).unwrap();
+    // ConvTranspose, Resize, Concat, Pool and Sigmoid all have their region.
+    assert_eq!((stats.masked_ops, stats.dense_ops), (5, 0), "{stats:?}");
 }
 
 #[test]

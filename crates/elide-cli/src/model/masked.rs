@@ -200,13 +200,15 @@ pub fn run(
         ));
     }
     lines.push(format!(
-        "sparse ({mode:?}): {sparse_ms:.2} ms, dense {dense_ms:.2} ms: {:.2}x; mask {:.1}% of pixels; convs {} dense, {} sparse, {} skipped; {:.1}% of conv MACs",
+        "sparse ({mode:?}): {sparse_ms:.2} ms, dense {dense_ms:.2} ms: {:.2}x; mask {:.1}% of pixels; convs {} dense, {} sparse, {} skipped; {:.1}% of conv MACs; other ops {} masked, {} dense",
         dense_ms / sparse_ms,
         100.0 * density,
         stats.dense,
         stats.sparse,
         stats.skipped,
-        100.0 * stats.work
+        100.0 * stats.work,
+        stats.masked_ops,
+        stats.dense_ops
     ));
     if mask_ms.is_some() {
         lines.push(format!(
@@ -252,6 +254,8 @@ pub fn run(
         convs_sparse: stats.sparse,
         convs_skipped: stats.skipped,
         conv_work: stats.work,
+        ops_masked: stats.masked_ops,
+        ops_dense: stats.dense_ops,
         max_abs_err_inside: errs,
     };
     Ok(Outcome {

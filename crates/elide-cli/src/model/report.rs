@@ -260,6 +260,10 @@ pub struct MaskedJson {
     pub convs_skipped: usize,
     /// Conv MACs computed over the dense total.
     pub conv_work: f64,
+    /// Other ops computed only on the pixels they must produce.
+    pub ops_masked: usize,
+    /// Other ops run densely.
+    pub ops_dense: usize,
     /// Per output map: max |sparse - dense| inside the mask.
     pub max_abs_err_inside: Vec<(String, f32)>,
 }

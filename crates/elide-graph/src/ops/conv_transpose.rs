@@ -4,7 +4,7 @@ use super::Ctx;
 use crate::Result;
 use elide_kernels::conv::Activation;
 use elide_kernels::matmul::{matmul, Strided};
-use ndarray::{ArrayD, Ix4, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
 /// A transposed convolution with constant weights `[cin, cout, kh, kw]`.
@@ -45,13 +45,26 @@ impl ConvTranspose {
         }
     }
 
-    /// Runs on `[N, cin, H, W]`.
-    pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
-        let x = x
-            .view()
-            .into_dimensionality::<Ix4>()
-            .map_err(|_| ctx.err(format!("expected NCHW, got {:?}", x.shape())))?;
-        let (n, cin, h, w) = x.dim();
+    /// Output H, W for an `h x w` input in wide integers (strides, dilations and pads come
+    /// from the model); `None` when the pads remove the whole output.
+    fn out_dims(&self, h: usize, w: usize) -> Option<[u128; 2]> {
+        let full = |len: usize, ax: usize| {
+            (len as u128 - 1) * self.stride[ax] as u128
+                + (self.shape[2 + ax] as u128 - 1) * self.dilation[ax] as u128
+                + 1
+                + self.output_padding[ax] as u128
+        };
+        let [pt, pl, pb, pr] = self.pads.map(|p| p as u128);
+        let (fh, fw) = (full(h.max(1), 0), full(w.max(1), 1));
+        (fh > pt + pb && fw > pl + pr).then(|| [fh - pt - pb, fw - pl - pr])
+    }
+
+    /// Checks the input against the weights; `[n, h, w]` of the input and `[ho, wo]` of the
+    /// output, whose size is checked against [`super::MAX_ELEMENTS`].
+    pub(super) fn geometry(&self, x: &ArrayD<f32>, ctx: Ctx) -> Result<([usize; 3], [usize; 2])> {
+        let &[n, cin, h, w] = x.shape() else {
+            return Err(ctx.err(format!("expected NCHW, got {:?}", x.shape())));
+        };
         let [wcin, cout, kh, kw] = self.shape;
         if cin != wcin {
             return Err(ctx.err(format!("input has {cin} channels, weights expect {wcin}")));
@@ -59,77 +72,101 @@ impl ConvTranspose {
         if h == 0 || w == 0 {
             return Err(ctx.err(format!("input {:?} is empty", x.shape())));
         }
-        // Wide integers: strides, dilations and pads come from the model.
-        let full = |len: usize, ax: usize| {
-            (len as u128 - 1) * self.stride[ax] as u128
-                + (self.shape[2 + ax] as u128 - 1) * self.dilation[ax] as u128
-                + 1
-                + self.output_padding[ax] as u128
-        };
-        let (fh, fw) = (full(h, 0), full(w, 1));
-        let [pt, pl, pb, pr] = self.pads.map(|p| p as u128);
-        if fh <= pt + pb || fw <= pl + pr {
+        let Some([ho, wo]) = self.out_dims(h, w) else {
             return Err(ctx.err("pads remove the whole output"));
-        }
-        let (ho, wo) = (fh - pt - pb, fw - pl - pr);
+        };
         ctx.sized_wide("output", &[n as u128, cout as u128, ho, wo])?;
         ctx.sized("column buffer", &[cout, kh, kw, h, w])?;
-        let (ho, wo) = (ho as usize, wo as usize); // checked: within MAX_ELEMENTS
-        let x = x.as_standard_layout();
-        let src = x.as_slice().expect("standard");
-        let (m, k, npix) = (cout * kh * kw, cin, h * w);
-        let mut cols = ctx.alloc(m * npix);
+        Ok(([n, h, w], [ho as usize, wo as usize])) // checked: within MAX_ELEMENTS
+    }
+
+    /// Runs on `[N, cin, H, W]`.
+    pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
+        let ([n, h, _], [ho, wo]) = self.geometry(x, ctx)?;
+        let cout = self.shape[1];
         let mut out = ctx.alloc(n * cout * ho * wo);
-        for b in 0..n {
-            // cols[(co, ky, kx), p] = sum_ci W[ci, (co, ky, kx)] x[ci, p]: lhs is W^T.
-            // SAFETY: lhs is m x k with row stride 1 and column stride m inside `weight`; rhs
-            // is k x npix inside the image; dst is m x npix inside `cols`.
-            unsafe {
-                matmul(
-                    [m, npix, k],
-                    cols.as_mut_ptr(),
-                    npix as isize,
-                    false,
-                    Strided {
-                        ptr: self.weight.as_ptr(),
-                        rows: 1,
-                        cols: m as isize,
-                    },
-                    Strided {
-                        ptr: src.as_ptr().add(b * cin * npix),
-                        rows: npix as isize,
-                        cols: 1,
-                    },
-                    1.0,
-                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
-                );
-            }
-            let plane = &mut out[b * cout * ho * wo..(b + 1) * cout * ho * wo];
+        for (b, plane) in out.chunks_exact_mut(cout * ho * wo).enumerate() {
             plane
                 .par_chunks_mut(ho * wo)
                 .enumerate()
-                .for_each(|(co, o)| self.scatter(co, &cols, [h, w], [ho, wo], o));
+                .for_each(|(co, o)| o.fill(self.bias[co]));
+            self.add_rows(x, b, 0..h, plane, ctx);
+            if self.act != Activation::None {
+                plane
+                    .par_chunks_mut(ho * wo)
+                    .for_each(|o| self.act.bias_apply(o, 0.0));
+            }
         }
-        ctx.give(cols);
         Ok(ArrayD::from_shape_vec(IxDyn(&[n, cout, ho, wo]), out)?)
     }
 
-    /// Output channel `co`: bias, then each tap's column rows added at their strided
-    /// positions (rows and columns outside the cropped output skipped once, not per pixel).
+    /// Adds what input rows `rows` of image `b` contribute to its output planes `out` (`[cout,
+    /// ho, wo]`): one GEMM `W^T x` into columns, then each column added into its window.
+    pub(super) fn add_rows(
+        &self,
+        x: &ArrayD<f32>,
+        b: usize,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+        ctx: Ctx,
+    ) {
+        let &[_, cin, h, w] = x.shape() else {
+            unreachable!("checked by geometry")
+        };
+        let x = x.as_standard_layout();
+        let src = x.as_slice().expect("standard");
+        let [_, cout, kh, kw] = self.shape;
+        let (m, npix) = (cout * kh * kw, rows.len() * w);
+        let plane = out.len() / cout;
+        let wo = self.out_dims(h, w).map_or(0, |d| d[1] as usize);
+        let ho = plane / wo.max(1);
+        let mut cols = ctx.alloc(m * npix);
+        // cols[(co, ky, kx), p] = sum_ci W[ci, (co, ky, kx)] x[ci, p]: lhs is W^T.
+        // SAFETY: lhs is m x cin with row stride 1 and column stride m inside `weight`; rhs
+        // is cin x npix (rows `rows` of every channel plane) inside the image; dst is m x npix
+        // inside `cols`.
+        unsafe {
+            matmul(
+                [m, npix, cin],
+                cols.as_mut_ptr(),
+                npix as isize,
+                false,
+                Strided {
+                    ptr: self.weight.as_ptr(),
+                    rows: 1,
+                    cols: m as isize,
+                },
+                Strided {
+                    ptr: src.as_ptr().add(b * cin * h * w + rows.start * w),
+                    rows: (h * w) as isize,
+                    cols: 1,
+                },
+                1.0,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(co, o)| self.scatter(co, &cols, (rows.clone(), w), [ho, wo], o));
+        ctx.give(cols);
+    }
+
+    /// Output channel `co`: each tap's column rows (input rows `rows`, `w` columns each) added
+    /// at their strided positions (rows and columns outside the cropped output skipped once,
+    /// not per pixel).
     fn scatter(
         &self,
         co: usize,
         cols: &[f32],
-        [h, w]: [usize; 2],
+        (rows, w): (std::ops::Range<usize>, usize),
         [ho, wo]: [usize; 2],
         o: &mut [f32],
     ) {
         let [_, _, kh, kw] = self.shape;
-        let npix = h * w;
+        let npix = rows.len() * w;
         let (pt, pl) = (self.pads[0] as isize, self.pads[1] as isize);
         let [sy, sx] = self.stride;
         let [dy, dx] = self.dilation;
-        o.fill(self.bias[co]);
         for ky in 0..kh {
             for kx in 0..kw {
                 let row = &cols[((co * kh + ky) * kw + kx) * npix..][..npix];
@@ -145,21 +182,18 @@ impl ConvTranspose {
                 } else {
                     (((wo as isize - off) as usize).div_ceil(sx)).min(w)
                 };
-                for iy in 0..h {
+                for (r, iy) in rows.clone().enumerate() {
                     let oy = (iy * sy + ky * dy) as isize - pt;
                     if oy < 0 || oy >= ho as isize {
                         continue;
                     }
                     let orow = &mut o[oy as usize * wo..(oy as usize + 1) * wo];
-                    let irow = &row[iy * w..(iy + 1) * w];
+                    let irow = &row[r * w..(r + 1) * w];
                     for ix in ix0..ix1.max(ix0) {
                         orow[((ix * sx) as isize + off) as usize] += irow[ix];
                     }
                 }
             }
-        }
-        if self.act != Activation::None {
-            self.act.bias_apply(o, 0.0);
         }
     }
 }

@@ -13,8 +13,10 @@ mod conv_transpose;
 mod elementwise;
 mod generate;
 mod linalg;
+mod masked;
 mod pool;
 mod resize;
+pub mod runs;
 mod shape;
 pub mod sparse_linear;
 #[cfg(test)]
@@ -25,6 +27,7 @@ pub(crate) use conv::out_shape as conv_out_shape;
 pub use conv::ConvOp;
 pub use conv_transpose::ConvTranspose;
 pub use elementwise::Unary;
+pub use masked::{eval_runs, eval_runs_in_place, worth_masking};
 pub use pool::{Pool, PoolKind};
 pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};
 pub use shape::reshape_target;
@@ -334,6 +337,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
 
 /// Resize with scales (input 2) or sizes (input 3) for the two trailing axes.
 fn resize(r: &Resize, inputs: &[Option<&Value>], ctx: Ctx) -> Result<ndarray::ArrayD<f32>> {
+    let (out, scales) = resize_target(inputs, ctx)?;
+    r.apply(ctx.f32(inputs, 0)?, out, scales, ctx)
+}
+
+/// A 4-D Resize's output H, W and scales, from its scales (input 2) or sizes (input 3),
+/// checked against [`MAX_ELEMENTS`].
+fn resize_target(inputs: &[Option<&Value>], ctx: Ctx) -> Result<([usize; 2], [f32; 2])> {
     let x = ctx.f32(inputs, 0)?;
     if x.ndim() != 4 {
         return Err(ctx.err(format!("only 4-D inputs, got {:?}", x.shape())));
@@ -376,5 +386,5 @@ fn resize(r: &Resize, inputs: &[Option<&Value>], ctx: Ctx) -> Result<ndarray::Ar
     };
     let [n, c] = [x.shape()[0], x.shape()[1]].map(|d| d as u128);
     let dims = ctx.sized_wide("output", &[n, c, out[0], out[1]])?;
-    r.apply(x, [dims[2], dims[3]], scales, ctx)
+    Ok(([dims[2], dims[3]], scales))
 }

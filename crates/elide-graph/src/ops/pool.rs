@@ -38,7 +38,7 @@ impl Pool {
     /// Output size along one axis; `None` when the window does not fit the padded input.
     /// Wide integers: the attributes come from the model and must not wrap (kernel, stride
     /// and dilation are at least 1, validated at load).
-    fn out_len(&self, len: usize, ax: usize) -> Option<u128> {
+    pub(super) fn out_len(&self, len: usize, ax: usize) -> Option<u128> {
         let span = (self.kernel[ax] as u128 - 1) * self.dilation[ax] as u128 + 1;
         let front = len as u128 + self.pads[ax] as u128;
         let padded = front + self.pads[ax + 2] as u128;
@@ -152,7 +152,7 @@ impl Pool {
     /// image, and how many land inside the padded extent (ceil-mode windows can reach past
     /// the bottom/right padding; those positions count for neither divisor). Computed, not
     /// scanned, so a huge kernel from the model costs nothing beyond the image.
-    fn taps(&self, o: usize, len: usize, ax: usize) -> (Range<usize>, usize) {
+    pub(super) fn taps(&self, o: usize, len: usize, ax: usize) -> (Range<usize>, usize) {
         let (k, d) = (self.kernel[ax] as i128, self.dilation[ax] as i128);
         let start = o as i128 * self.stride[ax] as i128 - self.pads[ax] as i128;
         // Taps `t` in [0, k) with start + t * d in [lo, hi).
@@ -164,7 +164,7 @@ impl Pool {
     }
 
     /// One output: the window's taps inside the image (`ry`, `rx` from [`Pool::taps`]).
-    fn window(
+    pub(super) fn window(
         &self,
         xin: &[f32],
         w: usize,

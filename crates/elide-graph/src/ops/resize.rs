@@ -73,7 +73,7 @@ impl Resize {
     }
 
     /// Per output index along one axis: (lower input index, upper, weight of upper).
-    fn taps(&self, out: usize, inp: usize, scale: f32) -> Vec<(usize, usize, f32)> {
+    pub(super) fn taps(&self, out: usize, inp: usize, scale: f32) -> Vec<(usize, usize, f32)> {
         (0..out)
             .map(|o| {
                 let x = self.source(o, out, inp, scale);

@@ -461,3 +461,132 @@ fn batch_norm_and_global_average_match_naive_per_channel_loops() {
         }
     }
 }
+
+/// Every op with a masked form, on random inputs and random, empty and full regions: equal to
+/// the dense op on the marked pixels, zero elsewhere.
+#[test]
+fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
+    use super::runs::Runs;
+    let mut rng = elide_kernels::rng::SplitMix64::new(33);
+    let mut f32v = |shape: &[usize]| {
+        let n = shape.iter().product();
+        Value::F32(arr(shape, rng.vec(n, -2.0, 2.0)))
+    };
+    let (n, c, h, w) = (2, 3, 6, 41);
+    let x = f32v(&[n, c, h, w]);
+    let x2 = f32v(&[n, 2, h, w]);
+    let others = [
+        f32v(&[n, c, h, w]),
+        f32v(&[1, c, 1, 1]),
+        f32v(&[]),
+        f32v(&[c, 1, 1]),
+        f32v(&[n, 1, h, w]),
+        f32v(&[1, 1, 1, w]),
+    ];
+    let stats: Vec<Value> = (0..4)
+        .map(|i| Value::F32(arr(&[c], vec![0.5 + i as f32 * 0.25; c])))
+        .collect();
+    let small = f32v(&[n, c, 3, 4]);
+    let sizes = Value::i64(&[4], vec![n as i64, c as i64, 7, 45]).unwrap();
+    let empty = Value::F32(arr(&[0], vec![]));
+    let pool = |kind, k: usize, s: usize, p: usize| Pool {
+        kind,
+        kernel: [k, k],
+        stride: [s, s],
+        pads: [p; 4],
+        dilation: [1, 1],
+        ceil_mode: false,
+    };
+    let convt = |k: usize, s: usize, p: usize, d: usize| {
+        Op::ConvTranspose(Box::new(ConvTranspose {
+            weight: (0..c * 2 * k * k)
+                .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
+                .collect(),
+            shape: [c, 2, k, k],
+            bias: vec![0.25, -0.5],
+            stride: [s, s],
+            pads: [p; 4],
+            dilation: [d, d],
+            output_padding: [0, 0],
+            act: elide_kernels::conv::Activation::Relu,
+        }))
+    };
+    let mut cases: Vec<(Op, Vec<Option<&Value>>)> = vec![
+        (Op::Unary(Unary::Relu), vec![Some(&x)]),
+        (Op::Unary(Unary::Tanh), vec![Some(&x)]),
+        (
+            Op::BatchNorm { eps: 1e-3 },
+            std::iter::once(Some(&x))
+                .chain(stats.iter().map(Some))
+                .collect(),
+        ),
+        (Op::Concat { axis: 1 }, vec![Some(&x), Some(&x2)]),
+        (Op::Pool(pool(PoolKind::Max, 3, 1, 1)), vec![Some(&x)]),
+        (
+            Op::Pool(pool(
+                PoolKind::Average {
+                    count_include_pad: false,
+                },
+                2,
+                2,
+                0,
+            )),
+            vec![Some(&x)],
+        ),
+        (
+            Op::Resize(Resize {
+                mode: ResizeMode::Nearest(NearestMode::Floor),
+                coord: CoordMode::Asymmetric,
+            }),
+            vec![Some(&small), None, None, Some(&sizes)],
+        ),
+        (
+            Op::Resize(Resize {
+                mode: ResizeMode::Linear,
+                coord: CoordMode::HalfPixel,
+            }),
+            vec![Some(&small), Some(&empty), Some(&empty), Some(&sizes)],
+        ),
+        (convt(2, 2, 0, 1), vec![Some(&x)]),
+        (convt(3, 2, 1, 1), vec![Some(&x)]),
+        (convt(2, 1, 0, 2), vec![Some(&x)]),
+    ];
+    for (i, o) in others.iter().enumerate() {
+        let op = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div][i % 4];
+        cases.push((Op::Binary(op), vec![Some(&x), Some(o)]));
+        cases.push((Op::Binary(op), vec![Some(o), Some(&x)]));
+    }
+    let mut mask_rng = elide_kernels::rng::SplitMix64::new(34);
+    for (op, inputs) in &cases {
+        let dense = run(op, inputs).remove(0);
+        let d = dense.as_f32().unwrap();
+        let &[dn, _, dh, dw] = d.shape() else {
+            panic!("{op:?}: 4-D output expected")
+        };
+        for fill in [0.0, 0.03, 0.4, 1.0] {
+            let px: Vec<bool> = (0..dn * dh * dw)
+                .map(|_| mask_rng.uniform() < fill)
+                .collect();
+            let runs = Runs::from_mask([dn, dh, dw], &px);
+            let got = eval_runs(op, inputs, &runs, CTX)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{op:?} has a masked form"))
+                .remove(0);
+            let g = got.as_f32().unwrap();
+            assert_eq!(g.shape(), d.shape(), "{op:?}");
+            // The runs hold every marked pixel (and short gaps between them).
+            let in_runs = |n: usize, y: usize, x: usize| runs.row(n, y).any(|s| s.contains(&x));
+            for (i, _) in px.iter().enumerate().filter(|(_, &p)| p) {
+                assert!(in_runs(i / (dh * dw), i / dw % dh, i % dw));
+            }
+            for (idx, &v) in g.indexed_iter() {
+                let marked = in_runs(idx[0], idx[2], idx[3]);
+                let want = if marked { d[&idx] } else { 0.0 };
+                assert!(
+                    (v - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{op:?} fill {fill} at {idx:?}: {v} vs {want}"
+                );
+            }
+        }
+    }
+}

@@ -2,7 +2,13 @@
 //!
 //! [`Graph::run_masked`] takes a mask `[N, H, W]` at the input's resolution and runs every
 //! Conv node block-sparsely (elide's [`SparseConv2d`] on the kernels' fused blockwise
-//! executor) onto a zero base; every other op runs densely as [`Graph::run`] does.
+//! executor) onto a zero base. Element-wise ops, batch-norm, pooling, resizing, channel
+//! concatenation and transposed convolutions run on the pixels of their output the run needs
+//! ([`crate::ops::eval_runs`]): in place on an input read for the last time (only those pixels
+//! touched), else into a new buffer with zeros elsewhere where skipping the work outweighs
+//! writing the zeros ([`crate::ops::worth_masking`]); other ops (global pooling, products,
+//! reshapes) run densely as [`Graph::run`] does. Outside the needed pixels values are
+//! unspecified (zeros, or what the input held there), always finite.
 //! - [`Mode::Fast`] (SBNet's behaviour): each conv computes the blocks whose receptive field
 //!   touches the mask max-pooled to the conv's input resolution. Outputs are only
 //!   approximately dense inside the mask: features outside it are zero, which shifts the
@@ -40,7 +46,8 @@ pub use masks::{
 };
 
 use crate::graph::Graph;
-use crate::ops::{Ctx, Op};
+use crate::ops::runs::Runs;
+use crate::ops::{eval_runs, eval_runs_in_place, worth_masking, Ctx, Op};
 use crate::{GraphError, Result, Value};
 pub use elide::sbnet::BlockSize;
 use elide::sbnet::{Plan, SparseConv2d};
@@ -50,14 +57,15 @@ use ndarray::{ArrayD, IxDyn};
 use region::{propagate, spatial, Need};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How a masked run treats the pixels outside the mask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Outputs equal dense inside the mask; convs compute everything those pixels depend on.
     Exact,
-    /// SBNet: every conv computes only near the mask; features outside it are zero.
+    /// SBNet: every conv, element-wise op, pool and resize computes only near the mask (the
+    /// mask at its resolution); outside it features are zero or what the op's input held.
     Fast,
 }
 
@@ -72,6 +80,11 @@ pub struct Stats {
     pub skipped: usize,
     /// Conv multiply-accumulates computed (blocks clipped to the output), over the dense total.
     pub work: f64,
+    /// Other ops computed only on the pixels their output needs (element-wise, pooling,
+    /// resizing, concatenation, transposed convolution).
+    pub masked_ops: usize,
+    /// Other ops run densely (their output needed whole, or no masked form).
+    pub dense_ops: usize,
 }
 
 impl Graph {
@@ -213,17 +226,19 @@ impl<'g> MaskedRunner<'g> {
                 first.shape()
             )));
         }
-        let needs = match mode {
-            Mode::Fast => None,
+        let shapes = self.shapes(&inputs)?;
+        // The pixels each value must hold: propagated back from the outputs (exact), or the
+        // mask at the value's resolution (fast: SBNet computes only near the mask).
+        let mut regions = match mode {
             Mode::Exact => {
-                let shapes = self.shapes(&inputs)?;
                 let out: Vec<Need> = g
                     .outputs
                     .iter()
                     .map(|&o| output_need(mask, shapes.values[o].as_deref()))
                     .collect::<Result<_>>()?;
-                Some((propagate(g, &shapes.values, out), shapes))
+                Regions::Exact(propagate(g, &shapes.values, out))
             }
+            Mode::Fast => Regions::Fast(HashMap::new()),
         };
         let mut resampled: HashMap<[usize; 3], Mask> = HashMap::new();
         let mut stats = Stats::default();
@@ -255,7 +270,10 @@ impl<'g> MaskedRunner<'g> {
                     let mut zeros = ctx.alloc(out_shape.iter().product());
                     zeros.fill(0.0);
                     let mut base = Tensor::from_vec(out_shape, zeros)?;
-                    let need = needs.as_ref().map(|(nd, _)| &nd[node.outputs[0]]);
+                    let need = match &regions {
+                        Regions::Exact(needs) => Some(&needs[node.outputs[0]]),
+                        Regions::Fast(_) => None,
+                    };
                     let plan = match need {
                         None => {
                             let [tn, _, th, tw] = t.shape();
@@ -294,13 +312,123 @@ impl<'g> MaskedRunner<'g> {
                     slots[id] = Some(Value::F32(from_tensor(t)));
                     vec![Value::F32(from_tensor(base))]
                 }
-                _ => g.eval_node(k, &mut slots, &last, ctx)?,
+                _ => {
+                    let runs = regions.runs(node.outputs[0], &shapes, mask)?;
+                    let masked = match &runs {
+                        Some(r) => masked_node(g, k, r, &mut slots, &last, ctx)?,
+                        None => None,
+                    };
+                    match masked {
+                        Some(outs) => {
+                            stats.masked_ops += 1;
+                            outs
+                        }
+                        None => {
+                            stats.dense_ops += 1;
+                            g.eval_node(k, &mut slots, &last, ctx)?
+                        }
+                    }
+                }
             };
             g.store_outputs(k, outs, &mut slots, &last, ctx)?;
         }
         stats.work = if total > 0.0 { done / total } else { 0.0 };
         let outs = g.take_outputs(&mut slots)?;
         Ok((outs, stats))
+    }
+}
+
+/// Node `k` computed on `runs` of its output: in place on an input it reads last (Unary,
+/// Binary: only the runs are touched), else into a new buffer with zeros between the runs
+/// where [`worth_masking`] says that pays; `None`: run it densely.
+fn masked_node(
+    g: &Graph,
+    k: usize,
+    runs: &Runs,
+    slots: &mut [Option<Value>],
+    last: &[Option<usize>],
+    ctx: Ctx,
+) -> Result<Option<Vec<Value>>> {
+    let node = &g.nodes[k];
+    let input = |i: usize| node.inputs.get(i).copied().flatten();
+    // (the dying operand, the other one, whether the dying one is on the left)
+    let candidates: Vec<(usize, Option<usize>, bool)> = match (&node.op, input(0), input(1)) {
+        (Op::Unary(_), Some(a), _) => vec![(a, None, true)],
+        (Op::Binary(_), Some(a), Some(b)) => vec![(a, Some(b), true), (b, Some(a), false)],
+        _ => vec![],
+    };
+    for (mine, theirs, left) in candidates {
+        if !g.dies_at(mine, k, slots, last) {
+            continue;
+        }
+        let Some(Value::F32(mut x)) = slots[mine].take() else {
+            continue;
+        };
+        let other = theirs.map(|t| slots[t].as_ref().or_else(|| g.constants.get(&t)));
+        let done = match other {
+            None => eval_runs_in_place(&node.op, &mut x, None, left, runs),
+            Some(Some(Value::F32(o))) => eval_runs_in_place(&node.op, &mut x, Some(o), left, runs),
+            Some(_) => false,
+        };
+        if done {
+            return Ok(Some(vec![Value::F32(x)]));
+        }
+        slots[mine] = Some(Value::F32(x));
+    }
+    let [n, h, w] = runs.shape();
+    if !worth_masking(&node.op, runs.count() as f64 / (n * h * w).max(1) as f64) {
+        return Ok(None);
+    }
+    let ins = g.node_inputs(node, slots, ctx)?;
+    eval_runs(&node.op, &ins, runs, ctx)
+}
+
+/// Where a masked run computes each value.
+enum Regions {
+    /// Needs propagated back from the outputs, by value id.
+    Exact(Vec<Need>),
+    /// The mask resampled to each 4-D resolution met (as runs), by `[n, h, w]`.
+    Fast(HashMap<[usize; 3], Option<Arc<Runs>>>),
+}
+
+impl Regions {
+    /// The runs value `id` is computed on; `None`: all of it.
+    fn runs(&mut self, id: usize, shapes: &Shapes, mask: &Mask) -> Result<Option<Arc<Runs>>> {
+        match self {
+            Regions::Exact(needs) => Ok(match &needs[id] {
+                Need::Pixels { shape, px } => Some(Arc::new(Runs::from_mask(*shape, px))),
+                // Not needed (or only for its shape): nothing computed, zeros.
+                Need::None => shapes.values[id]
+                    .as_deref()
+                    .and_then(spatial)
+                    .map(|s| Arc::new(Runs::from_mask(s, &vec![false; s.iter().product()]))),
+                Need::All => None,
+            }),
+            Regions::Fast(cache) => {
+                let n = mask.shape()[0];
+                // Images of the batch (constants such as weights are 4-D too).
+                let Some(sp) = shapes.values[id]
+                    .as_deref()
+                    .and_then(spatial)
+                    .filter(|sp| sp[0] == n)
+                else {
+                    return Ok(None);
+                };
+                if let Some(r) = cache.get(&sp) {
+                    return Ok(r.clone());
+                }
+                let r = match output_need(mask, Some(&[n, 1, sp[1], sp[2]]))? {
+                    Need::Pixels { shape, px } => Some(Arc::new(Runs::from_mask(shape, &px))),
+                    Need::None => Some(Arc::new(Runs::from_mask(
+                        sp,
+                        &vec![false; n * sp[1] * sp[2]],
+                    ))),
+                    Need::All => None,
+                };
+                cache.insert(sp, r.clone());
+                Ok(r)
+            }
+        }
     }
 }
 

@@ -1,0 +1,131 @@
+//! The pixels of a 4-D output an op computes in a masked run, as runs of columns per row.
+//!
+//! Ops that take [`Runs`] compute their output only on them and write zeros elsewhere, so
+//! every output element is written once (the buffer comes from the arena with stale
+//! contents) and what lies outside is defined: a block-sparse conv reading a block that is
+//! only partly needed sees zeros, never stale values or NaN.
+use std::ops::Range;
+
+/// `[n, h, w]` pixels as column runs per `(n, y)` row: the marked pixels, and short gaps
+/// between them (see [`MIN_GAP`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runs {
+    shape: [usize; 3],
+    /// Row `r = n * h + y` holds `spans[starts[r]..starts[r + 1]]`.
+    starts: Vec<usize>,
+    spans: Vec<(usize, usize)>,
+}
+
+/// Gaps between marked pixels narrower than this are computed too: a run costs a call and
+/// a loop set-up, and computing a few pixels more is cheaper than splitting a row into many
+/// short runs (a fragmented mask at 480 x 480 made a masked element-wise op 3x slower than
+/// the dense one).
+pub const MIN_GAP: usize = 64;
+
+impl Runs {
+    /// The marked pixels of a row-major `[n, h, w]` mask, with gaps narrower than
+    /// [`MIN_GAP`] within a row filled in.
+    pub fn from_mask(shape: [usize; 3], px: &[bool]) -> Runs {
+        let [n, h, w] = shape;
+        assert_eq!(px.len(), n * h * w, "mask of {shape:?}");
+        let mut starts = Vec::with_capacity(n * h + 1);
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for row in px.chunks_exact(w.max(1)).take(n * h) {
+            starts.push(spans.len());
+            let mut x = 0;
+            while x < w {
+                if !row[x] {
+                    x += 1;
+                    continue;
+                }
+                let x0 = x;
+                while x < w && row[x] {
+                    x += 1;
+                }
+                let row_start = starts[starts.len() - 1];
+                match spans.len().checked_sub(1) {
+                    Some(l) if l >= row_start && x0 - spans[l].1 < MIN_GAP => spans[l].1 = x,
+                    _ => spans.push((x0, x)),
+                }
+            }
+        }
+        starts.resize(n * h + 1, spans.len());
+        Runs {
+            shape,
+            starts,
+            spans,
+        }
+    }
+
+    /// `[n, h, w]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// The column spans of row `y` of image `n`.
+    pub fn row(&self, n: usize, y: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let r = n * self.shape[1] + y;
+        self.spans[self.starts[r]..self.starts[r + 1]]
+            .iter()
+            .map(|&(a, b)| a..b)
+    }
+
+    /// Marked pixels.
+    pub fn count(&self) -> usize {
+        self.spans.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// Whether row `y` of image `n` has a marked pixel.
+    pub fn row_marked(&self, n: usize, y: usize) -> bool {
+        let r = n * self.shape[1] + y;
+        self.starts[r + 1] > self.starts[r]
+    }
+}
+
+/// Fills one output row: zeros between the spans, `f(span, &mut row[span])` on each.
+pub(crate) fn fill_row(
+    row: &mut [f32],
+    spans: impl Iterator<Item = Range<usize>>,
+    mut f: impl FnMut(Range<usize>, &mut [f32]),
+) {
+    let mut at = 0;
+    for s in spans {
+        row[at..s.start].fill(0.0);
+        f(s.clone(), &mut row[s.clone()]);
+        at = s.end;
+    }
+    row[at..].fill(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_cover_the_marked_pixels_and_short_gaps() {
+        let w = 2 * MIN_GAP + 4;
+        let mut px = vec![false; 3 * w];
+        // Row 0: two pixels a short gap apart (one run), then one far away.
+        px[0] = true;
+        px[3] = true;
+        px[w - 1] = true;
+        // Row 2: pixels 1..4.
+        px[2 * w + 1..2 * w + 4].fill(true);
+        let r = Runs::from_mask([1, 3, w], &px);
+        assert_eq!(r.row(0, 0).collect::<Vec<_>>(), [0..4, w - 1..w]);
+        assert_eq!(r.row(0, 1).count(), 0);
+        let row2: Vec<_> = r.row(0, 2).collect();
+        assert_eq!((row2.len(), row2[0].clone()), (1, 1..4));
+        assert_eq!(r.count(), 8);
+        assert!(!r.row_marked(0, 1) && r.row_marked(0, 2));
+        let mut row = vec![9.0; w];
+        fill_row(&mut row, r.row(0, 0), |s, o| {
+            o.iter_mut().zip(s).for_each(|(v, x)| *v = x as f32 + 1.0)
+        });
+        let mut want = vec![0.0; w];
+        for x in (0..4).chain([w - 1]) {
+            want[x] = x as f32 + 1.0;
+        }
+        assert_eq!(row, want);
+    }
+}
