@@ -266,10 +266,6 @@ impl<'g> MaskedRunner<'g> {
                     let [on, _, oh, ow] = out_shape;
                     let mpp = macs_per_pixel(sc);
                     total += mpp * (on * oh * ow) as f64;
-                    // Skipped blocks read as zeros.
-                    let mut zeros = ctx.alloc(out_shape.iter().product());
-                    zeros.fill(0.0);
-                    let mut base = Tensor::from_vec(out_shape, zeros)?;
                     let need = match &regions {
                         Regions::Exact(needs) => Some(&needs[node.outputs[0]]),
                         Regions::Fast(_) => None,
@@ -293,6 +289,12 @@ impl<'g> MaskedRunner<'g> {
                             Some(exact_plan(sc, &t, *shape, px, ctx)?)
                         }
                     };
+                    // Skipped blocks read as zeros; a dense plan writes every output.
+                    let mut buf = ctx.alloc(out_shape.iter().product());
+                    if !matches!(plan, Some(Plan::Dense { .. })) {
+                        buf.fill(0.0);
+                    }
+                    let mut base = Tensor::from_vec(out_shape, buf)?;
                     match &plan {
                         Some(Plan::Dense { .. }) => {
                             stats.dense += 1;
