@@ -4,6 +4,7 @@ same machine, 1 and 2 threads, interleaved per case. Needs scripts/fetch-data.sh
 `pip install onnxruntime numpy opencv-python-headless pillow`.
 
     python3 bench/models.py [--reps 15] [--json bench/results/models.json]
+    python3 bench/models.py --model rapid --pairs 9    # 9 alternated elide/ORT pairs, median ratio
 """
 import argparse
 import json
@@ -56,17 +57,35 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--json")
+    ap.add_argument("--model", default="", help="only the cases whose name contains this")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="instead: this many alternated (elide, ORT) medians per case, and the "
+                         "median of their ratios (the machine drifts between phases)")
     a = ap.parse_args()
     if a.reps < 1:
         ap.error(f"--reps must be at least 1, got {a.reps}")
+    if a.pairs < 0:
+        ap.error(f"--pairs must not be negative, got {a.pairs}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model, prep in CASES:
+            if a.model not in name:
+                continue
             path = os.path.join(ref.DATA, "models", model)
             x = np.ascontiguousarray(prep(), dtype=np.float32)
             npy = os.path.join(tmp, "x.npy")
             np.save(npy, x)
             for threads in (1, 2):
+                if a.pairs:
+                    rs = []
+                    for _ in range(a.pairs):
+                        rs.append(elide_ms(path, npy, threads, a.reps) / ort_ms(path, x, threads, a.reps))
+                    r = {"model": name, "threads": threads, "pairs": a.pairs,
+                         "ratios": rs, "median_ratio": statistics.median(rs)}
+                    print(f"{name:24s} {threads}t  elide/ORT per pair " + " ".join(f"{v:.2f}" for v in rs)
+                          + f"  median {r['median_ratio']:.3f}", flush=True)
+                    rows.append(r)
+                    continue
                 # Interleaved twice, so both see the same machine state; medians of each.
                 e = [elide_ms(path, npy, threads, a.reps) for _ in range(2)]
                 o = [ort_ms(path, x, threads, a.reps) for _ in range(2)]
