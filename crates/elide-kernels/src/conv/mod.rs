@@ -52,6 +52,22 @@ fn rows_to_check(
     (if oy0 == 0 { 0 } else { y0 })..(if oy1 == ho { h } else { y1 })
 }
 
+/// Row-major `[cout][k]` weights as `[cout / nc blocks][k][nc]` (the last block zero-padded):
+/// the register blocks of [`padded_direct`] and [`pointwise_small`] read `nc` output
+/// channels' weights for one reduction index as one vector.
+fn pack_channel_blocks(weight: &[f32], cout: usize, nc: usize) -> Vec<f32> {
+    let k = weight.len() / cout;
+    let blocks = cout.div_ceil(nc);
+    let mut packed = vec![0.0; blocks * k * nc];
+    for oc in 0..cout {
+        let (b, c) = (oc / nc, oc % nc);
+        for (kk, &w) in weight[oc * k..(oc + 1) * k].iter().enumerate() {
+            packed[(b * k + kk) * nc + c] = w;
+        }
+    }
+    packed
+}
+
 /// Which kernel a [`Conv2d`] runs; reported by benchmarks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvKernel {

@@ -45,16 +45,7 @@ pub(super) fn avx512() -> bool {
 
 /// The layer's weights as `[cout / NC blocks][cin * kh * kw][NC]`, the last block zero-padded.
 pub(super) fn pack(weight: &[f32], cout: usize) -> Vec<f32> {
-    let k = weight.len() / cout;
-    let blocks = cout.div_ceil(NC);
-    let mut packed = vec![0.0; blocks * k * NC];
-    for oc in 0..cout {
-        let (b, c) = (oc / NC, oc % NC);
-        for (kk, &w) in weight[oc * k..(oc + 1) * k].iter().enumerate() {
-            packed[(b * k + kk) * NC + c] = w;
-        }
-    }
-    packed
+    super::pack_channel_blocks(weight, cout, NC)
 }
 
 /// Runs the layer on every image; with `check`, returns false when an input value is NaN/inf.

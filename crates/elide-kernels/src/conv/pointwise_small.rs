@@ -40,16 +40,7 @@ pub(super) fn applies(conv: &Conv2d, h: usize, w: usize) -> bool {
 
 /// `weight` (`[cout][cin]`) as `[cout / NC blocks][cin][NC]`, the last block zero-padded.
 pub(super) fn pack(weight: &[f32], cout: usize) -> Vec<f32> {
-    let cin = weight.len() / cout;
-    let blocks = cout.div_ceil(NC);
-    let mut packed = vec![0.0; blocks * cin * NC];
-    for oc in 0..cout {
-        let (b, c) = (oc / NC, oc % NC);
-        for (ci, &w) in weight[oc * cin..(oc + 1) * cin].iter().enumerate() {
-            packed[(b * cin + ci) * NC + c] = w;
-        }
-    }
-    packed
+    super::pack_channel_blocks(weight, cout, NC)
 }
 
 /// Runs the layer on every image; with `check`, returns false when an input value is NaN/inf.
