@@ -394,16 +394,18 @@ pub fn fuse_silu(g: &mut Graph) -> usize {
 fn per_channel(v: &Value, c: usize) -> Option<Vec<f32>> {
     let a = v.as_f32()?;
     let s = a.shape();
+    // Aligned from the right with a 4-D `[N, C, H, W]` output: rank 1 or 2 lands on H, W;
+    // rank 5 or more would change the output's rank.
     let channel_shaped = match s.len() {
         0 => true,
-        1 => s[0] == 1,
-        _ => {
+        1 | 2 => s.iter().all(|&d| d == 1),
+        3 | 4 => {
             let lead = s.len() - 3;
-            s.len() >= 3
-                && s[..lead].iter().all(|&d| d == 1)
+            s[..lead].iter().all(|&d| d == 1)
                 && (s[lead] == c || s[lead] == 1)
                 && s[lead + 1..].iter().all(|&d| d == 1)
         }
+        _ => false,
     };
     if !channel_shaped {
         return None;

@@ -116,9 +116,10 @@ fn folding_and_fusion_keep_outputs() {
 }
 
 /// The DB head's upsampling as paddle2onnx writes it: ConvTranspose -> per-channel bias Add ->
-/// BatchNormalization -> Relu -> ConvTranspose -> bias Add -> Sigmoid. The Add and the
-/// batch-norm fold into the first ConvTranspose (in that order: the fold passes repeat), the
-/// activations fuse, and the outputs stay those of the unoptimised graph.
+/// BatchNormalization -> Relu -> ConvTranspose -> bias Add -> Sigmoid, here with a per-channel
+/// Mul and a constant-minus Sub before the batch-norm. The affines and the batch-norm fold into
+/// the first ConvTranspose (in that order: the fold passes repeat), the activations fuse, and
+/// the outputs stay those of the unoptimised graph.
 #[test]
 fn conv_transpose_absorbs_bias_batch_norm_and_activation() {
     use crate::ops::ConvTranspose;
@@ -148,6 +149,11 @@ fn conv_transpose_absorbs_bias_batch_norm_and_activation() {
         b.node(Op::Binary(Binary::Add), &[y, bias])
     };
     let t1 = up(&mut b, x, 5, 4);
+    // A per-channel scale and a constant minus the result fold as affines too.
+    let k = b.constant(&[4, 1, 1], 0.5, 1.5);
+    let t1 = b.node(Op::Binary(Binary::Mul), &[t1, k]);
+    let k = b.constant(&[1, 4, 1, 1], -0.5, 0.5);
+    let t1 = b.node(Op::Binary(Binary::Sub), &[k, t1]);
     let stats: Vec<usize> = [(0.5, 1.5), (-0.5, 0.5), (-0.5, 0.5), (0.5, 2.0)]
         .iter()
         .map(|&(lo, hi)| b.constant(&[4], lo, hi))

@@ -205,6 +205,19 @@ fn conv_transpose_geometry_is_checked() {
         "ConvTranspose",
         "kernel [0, 0] has a zero side",
     );
+    // No output (or input) channels: an error at load, not a panic when it runs or folds.
+    for dims in [[3, 0, 2, 2], [0, 4, 2, 2]] {
+        let no_channels = model(
+            vec![node("ConvTranspose", "t", (&["x", "w"], &["y"]), vec![])],
+            vec![f32s("w", &dims, vec![])],
+        );
+        assert_invalid(
+            &load_err(&no_channels),
+            "t",
+            "ConvTranspose",
+            "zero dimension",
+        );
+    }
     // Legal output padding still runs: (8 - 1) * 2 + 3 + 1 = 18 per side.
     let ok = onnx::from_bytes(&convt(vec![
         attr_ints("strides", &[2, 2]),
@@ -535,4 +548,13 @@ fn nan_clip_bounds_are_errors_and_finite_ones_clamp() {
     let y = y.as_f32().unwrap();
     assert!(y.iter().all(|&v| (2.0..=6.0).contains(&v)));
     assert_eq!(y.iter().filter(|&&v| v == 6.0).count(), 192 - 6);
+}
+
+#[test]
+fn nodes_without_outputs_are_errors() {
+    let e = load_err(&model(
+        vec![node("Relu", "r", (&["x"], &[]), vec![])],
+        vec![],
+    ));
+    assert_invalid(&e, "r", "Relu", "no outputs");
 }

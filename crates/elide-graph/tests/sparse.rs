@@ -355,3 +355,32 @@ fn masks_from_arrays_thresholds_and_frame_differences() {
     assert_eq!(odd.data()[6], 1.0);
     assert!(resample_max(&m, [2, 4, 4]).is_err());
 }
+
+/// Fast mode computes near the mask only values laid out on the input's grid: a sigmoid of a
+/// conv is masked, a sigmoid of the conv's transpose (4-D, same batch, but its pixels are not
+/// the image's) runs whole.
+#[test]
+fn fast_mode_masks_only_values_on_the_input_grid() {
+    let (mut b, x) = B::new(51);
+    let c = b.conv(x, 3, 4, Conv2dParams::same(3));
+    let on_grid = b.node(Op::Unary(Unary::Sigmoid), &[c]);
+    let t = b.node(
+        Op::Transpose {
+            perm: vec![0, 1, 3, 2],
+        },
+        &[c],
+    );
+    let off_grid = b.node(Op::Unary(Unary::Sigmoid), &[t]);
+    let mut g = b.finish(on_grid);
+    g.outputs.push(off_grid);
+    let x = input(52, &[1, 3, 64, 64]);
+    let m = rect([1, 64, 64], 0..8, 40..64);
+    let (out, stats) = MaskedRunner::new(&g)
+        .run_stats(vec![x], &m, Mode::Fast)
+        .unwrap();
+    assert_eq!((stats.masked_ops, stats.dense_ops), (1, 2), "{stats:?}");
+    // Masked: zeros far from the mask. Whole: a sigmoid everywhere (> 0).
+    let (on, off) = (out[0].as_f32().unwrap(), out[1].as_f32().unwrap());
+    assert_eq!(on[[0, 0, 63, 0]], 0.0);
+    assert!(off.iter().all(|&v| v > 0.0));
+}

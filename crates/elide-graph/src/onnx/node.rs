@@ -24,6 +24,9 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
         op: n.op_type.clone(),
         detail,
     };
+    if outputs.is_empty() {
+        return Err(invalid("the node has no outputs".into()));
+    }
     // Each value has one producer; "" is an omitted optional output.
     for (o, &id) in n.output.iter().zip(&outputs).filter(|(o, _)| !o.is_empty()) {
         b.produce(id, format!("node '{name}' ({})", n.op_type))
@@ -613,6 +616,9 @@ fn conv_transpose(
         return Err(invalid(format!(
             "output_padding {output_padding:?} must be smaller than the stride {stride:?} or the dilation {dilation:?}"
         )));
+    }
+    if shape.contains(&0) {
+        return Err(invalid(format!("weights {shape:?} have a zero dimension")));
     }
     Ok(Op::ConvTranspose(Box::new(ConvTranspose {
         weight: w.iter().copied().collect(),

@@ -33,8 +33,11 @@ impl ConvTranspose {
     /// this op) into the weights and bias. Only before an activation is fused.
     pub fn fold_scale_shift(&mut self, scale: &[f32], shift: &[f32]) {
         let [_, cout, kh, kw] = self.shape;
-        debug_assert!(scale.len() == cout && shift.len() == cout);
-        debug_assert_eq!(self.act, Activation::None);
+        assert!(
+            scale.len() == cout && shift.len() == cout,
+            "one scale per channel"
+        );
+        assert_eq!(self.act, Activation::None, "folded after an activation");
         for per_ci in self.weight.chunks_exact_mut(cout * kh * kw) {
             for (taps, &s) in per_ci.chunks_exact_mut(kh * kw).zip(scale) {
                 taps.iter_mut().for_each(|w| *w *= s);

@@ -1,7 +1,8 @@
 //! Ops computed only on the pixels a masked run needs ([`Runs`] of their 4-D output), zeros
 //! elsewhere: element-wise functions, broadcasting arithmetic, channel concatenation,
 //! batch-norm, pooling, resizing and transposed convolution. Each computes, on the marked
-//! pixels, exactly what its dense version computes there (tested against it).
+//! pixels, what its dense version computes there, up to rounding (ConvTranspose adds its bias
+//! after the taps, the dense path before); tested against it.
 use super::runs::{fill_row, Runs};
 use super::{Binary, ConvTranspose, Ctx, Op, Pool, Resize, ResizeMode, Unary};
 use crate::{Result, Value};

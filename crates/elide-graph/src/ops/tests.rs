@@ -472,9 +472,10 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
         let n = shape.iter().product();
         Value::F32(arr(shape, rng.vec(n, -2.0, 2.0)))
     };
-    let (n, c, h, w) = (2, 3, 6, 41);
+    let (n, c, h, w) = (2, 3, 24, 41);
     let x = f32v(&[n, c, h, w]);
     let x2 = f32v(&[n, 2, h, w]);
+    let xp = f32v(&[n, c, 2 * h, 2 * w]);
     let others = [
         f32v(&[n, c, h, w]),
         f32v(&[1, c, 1, 1]),
@@ -486,8 +487,8 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
     let stats: Vec<Value> = (0..4)
         .map(|i| Value::F32(arr(&[c], vec![0.5 + i as f32 * 0.25; c])))
         .collect();
-    let small = f32v(&[n, c, 3, 4]);
-    let sizes = Value::i64(&[4], vec![n as i64, c as i64, 7, 45]).unwrap();
+    let small = f32v(&[n, c, 12, 4]);
+    let sizes = Value::i64(&[4], vec![n as i64, c as i64, 28, 45]).unwrap();
     let empty = Value::F32(arr(&[0], vec![]));
     let pool = |kind, k: usize, s: usize, p: usize| Pool {
         kind,
@@ -521,6 +522,7 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
                 .collect(),
         ),
         (Op::Concat { axis: 1 }, vec![Some(&x), Some(&x2)]),
+        (Op::Concat { axis: -3 }, vec![Some(&x2), Some(&x)]),
         (Op::Pool(pool(PoolKind::Max, 3, 1, 1)), vec![Some(&x)]),
         (
             Op::Pool(pool(
@@ -531,7 +533,7 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
                 2,
                 0,
             )),
-            vec![Some(&x)],
+            vec![Some(&xp)],
         ),
         (
             Op::Resize(Resize {
@@ -557,6 +559,13 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
         cases.push((Op::Binary(op), vec![Some(o), Some(&x)]));
     }
     let mut mask_rng = elide_kernels::rng::SplitMix64::new(34);
+    // Outputs come from an arena holding NaN-filled buffers, as a run's recycled ones hold
+    // stale values: every output element must be written.
+    let arena = crate::arena::Arena::default();
+    let ctx = Ctx {
+        arena: Some(&arena),
+        ..CTX
+    };
     for (op, inputs) in &cases {
         let dense = run(op, inputs).remove(0);
         let d = dense.as_f32().unwrap();
@@ -568,7 +577,9 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
                 .map(|_| mask_rng.uniform() < fill)
                 .collect();
             let runs = Runs::from_mask([dn, dh, dw], &px);
-            let got = eval_runs(op, inputs, &runs, CTX)
+            assert!(d.len() >= 4096, "{op:?}: output too small for the arena");
+            arena.give(vec![f32::NAN; d.len()]);
+            let got = eval_runs(op, inputs, &runs, ctx)
                 .unwrap()
                 .unwrap_or_else(|| panic!("{op:?} has a masked form"))
                 .remove(0);
@@ -589,4 +600,86 @@ fn masked_ops_equal_dense_on_their_runs_and_zero_elsewhere() {
             }
         }
     }
+}
+
+/// Unary and Binary in place on the dying operand: on the runs equal to the dense op (either
+/// operand dying, every operator, broadcast partners), elsewhere untouched; a dying operand
+/// that would need broadcasting is refused and left as it was.
+#[test]
+fn masked_ops_in_place_touch_only_their_runs() {
+    use super::runs::Runs;
+    let mut rng = elide_kernels::rng::SplitMix64::new(35);
+    let (n, c, h, w) = (2, 3, 9, 150);
+    let x = arr(&[n, c, h, w], rng.vec(n * c * h * w, 0.5, 2.0));
+    let others: Vec<ArrayD<f32>> = [
+        vec![n, c, h, w],
+        vec![1, c, 1, 1],
+        vec![],
+        vec![n, 1, h, w],
+        vec![1, 1, 1, w],
+        vec![c, 1, 1],
+    ]
+    .iter()
+    .map(|s| arr(s, rng.vec(s.iter().product(), 0.5, 2.0)))
+    .collect();
+    let px: Vec<bool> = (0..n * h * w).map(|_| rng.uniform() < 0.01).collect();
+    let runs = Runs::from_mask([n, h, w], &px);
+    let in_runs = |idx: &[usize]| runs.row(idx[0], idx[2]).any(|s| s.contains(&idx[3]));
+    let check = |op: &Op, got: &ArrayD<f32>, dense: &ArrayD<f32>| {
+        for ((idx, &g), (&d, &orig)) in got.indexed_iter().zip(dense.iter().zip(x.iter())) {
+            let want = if in_runs(&[idx[0], idx[1], idx[2], idx[3]]) {
+                d
+            } else {
+                orig
+            };
+            assert!(
+                (g - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{op:?} {idx:?}"
+            );
+        }
+    };
+    for u in [Unary::Relu, Unary::Tanh] {
+        let mut y = x.clone();
+        assert!(eval_runs_in_place(&Op::Unary(u), &mut y, None, true, &runs));
+        let dense = run(&Op::Unary(u), &[Some(&Value::F32(x.clone()))]).remove(0);
+        check(&Op::Unary(u), &y, dense.as_f32().unwrap());
+    }
+    for b in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+        for o in &others {
+            for left in [true, false] {
+                let op = Op::Binary(b);
+                let mut y = x.clone();
+                assert!(eval_runs_in_place(&op, &mut y, Some(o), left, &runs));
+                let (xv, ov) = (Value::F32(x.clone()), Value::F32(o.clone()));
+                let ins = if left {
+                    [Some(&xv), Some(&ov)]
+                } else {
+                    [Some(&ov), Some(&xv)]
+                };
+                let dense = run(&op, &ins).remove(0);
+                check(&op, &y, dense.as_f32().unwrap());
+            }
+        }
+    }
+    // The dying operand is the broadcast one: the output is larger than it.
+    let mut small = others[1].clone();
+    let before = small.clone();
+    assert!(!eval_runs_in_place(
+        &Op::Binary(Binary::Add),
+        &mut small,
+        Some(&x),
+        true,
+        &runs
+    ));
+    assert_eq!(small, before);
+    let rank5 = arr(&[1, 1, c, 1, 1], vec![1.0; c]);
+    let mut y = x.clone();
+    assert!(!eval_runs_in_place(
+        &Op::Binary(Binary::Add),
+        &mut y,
+        Some(&rank5),
+        true,
+        &runs
+    ));
+    assert_eq!(y, x);
 }

@@ -8,7 +8,8 @@
 //! touched), else into a new buffer with zeros elsewhere where skipping the work outweighs
 //! writing the zeros ([`crate::ops::worth_masking`]); other ops (global pooling, products,
 //! reshapes) run densely as [`Graph::run`] does. Outside the needed pixels values are
-//! unspecified (zeros, or what the input held there), always finite.
+//! unspecified: zeros, or what the input held there (a later dense op may turn those into
+//! anything, e.g. a division by a zero left outside the region).
 //! - [`Mode::Fast`] (SBNet's behaviour): each conv computes the blocks whose receptive field
 //!   touches the mask max-pooled to the conv's input resolution. Outputs are only
 //!   approximately dense inside the mask: features outside it are zero, which shifts the
@@ -25,8 +26,9 @@
 //! [`mask_from_threshold`], [`mask_from_difference`]) or from a cheap dense pass of the model
 //! on a downscaled input ([`mask_from_low_res`]).
 //!
-//! Exact mode needs every value's shape; [`MaskedRunner`] learns them from one dense run and
-//! keeps them (and the sparse layers) for later runs on inputs of the same shape.
+//! Both modes need every value's shape before computing it; [`MaskedRunner`] learns them from
+//! one dense run (the first masked run per input shape) and keeps them (and the sparse layers)
+//! for later runs on inputs of the same shape.
 //!
 //! ```no_run
 //! # fn main() -> elide_graph::Result<()> {
@@ -103,7 +105,7 @@ struct Shapes {
     values: Vec<Option<Vec<usize>>>,
 }
 
-/// A graph prepared for masked runs: its convs as sparse layers, and (after the first exact
+/// A graph prepared for masked runs: its convs as sparse layers, and (after the first masked
 /// run) every value's shape.
 pub struct MaskedRunner<'g> {
     graph: &'g Graph,
@@ -238,7 +240,7 @@ impl<'g> MaskedRunner<'g> {
                     .collect::<Result<_>>()?;
                 Regions::Exact(propagate(g, &shapes.values, out))
             }
-            Mode::Fast => Regions::Fast(HashMap::new()),
+            Mode::Fast => Regions::Fast(HashMap::new(), spatial_values(g, &shapes.values)),
         };
         let mut resampled: HashMap<[usize; 3], Mask> = HashMap::new();
         let mut stats = Stats::default();
@@ -267,8 +269,8 @@ impl<'g> MaskedRunner<'g> {
                     let mpp = macs_per_pixel(sc);
                     total += mpp * (on * oh * ow) as f64;
                     let need = match &regions {
-                        Regions::Exact(needs) => Some(&needs[node.outputs[0]]),
-                        Regions::Fast(_) => None,
+                        Regions::Exact(needs) => node.outputs.first().map(|&o| &needs[o]),
+                        Regions::Fast(..) => None,
                     };
                     let plan = match need {
                         None => {
@@ -315,7 +317,10 @@ impl<'g> MaskedRunner<'g> {
                     vec![Value::F32(from_tensor(base))]
                 }
                 _ => {
-                    let runs = regions.runs(node.outputs[0], &shapes, mask)?;
+                    let runs = match node.outputs.first() {
+                        Some(&o) => regions.runs(o, &shapes, mask)?,
+                        None => None,
+                    };
                     let masked = match &runs {
                         Some(r) => masked_node(g, k, r, &mut slots, &last, ctx)?,
                         None => None,
@@ -385,12 +390,62 @@ fn masked_node(
     eval_runs(&node.op, &ins, runs, ctx)
 }
 
+/// The values computed pixel by pixel on the input's grid: the first input (4-D), and what
+/// convs, pools, resizes, element-wise ops and channel concatenation or splits make of such
+/// values. Fast mode computes only these near the mask; anything else (a global average, a
+/// product, a reshape, an attention map `[n, heads, t, t]`) has no pixels to skip.
+fn spatial_values(g: &Graph, shapes: &[Option<Vec<usize>>]) -> Vec<bool> {
+    let mut on_grid = vec![false; g.names.len()];
+    let Some(first) = g.inputs.first() else {
+        return on_grid;
+    };
+    on_grid[first.id] = shapes[first.id].as_deref().and_then(spatial).is_some();
+    let axis1 = |a: i64| a == 1 || a == -3;
+    for node in &g.nodes {
+        let runtime: Vec<usize> = node
+            .inputs
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|i| !g.constants.contains_key(i))
+            .collect();
+        let out_shape = node.outputs.first().and_then(|&o| shapes[o].as_deref());
+        let from_spatial = match &node.op {
+            Op::Conv(_)
+            | Op::ConvTranspose(_)
+            | Op::Pool(_)
+            | Op::Resize(_)
+            | Op::Unary(_)
+            | Op::BatchNorm { .. }
+            | Op::Identity => node
+                .inputs
+                .first()
+                .copied()
+                .flatten()
+                .is_some_and(|i| on_grid[i]),
+            // The output has the shape of a spatial operand (the other one broadcasts).
+            Op::Binary(_) => runtime
+                .iter()
+                .any(|&i| on_grid[i] && shapes[i].as_deref() == out_shape),
+            Op::Concat { axis } | Op::Split { axis, .. } if axis1(*axis) => {
+                !runtime.is_empty() && runtime.iter().all(|&i| on_grid[i])
+            }
+            _ => false,
+        };
+        for &o in &node.outputs {
+            on_grid[o] = from_spatial && shapes[o].as_deref().and_then(spatial).is_some();
+        }
+    }
+    on_grid
+}
+
 /// Where a masked run computes each value.
 enum Regions {
     /// Needs propagated back from the outputs, by value id.
     Exact(Vec<Need>),
-    /// The mask resampled to each 4-D resolution met (as runs), by `[n, h, w]`.
-    Fast(HashMap<[usize; 3], Option<Arc<Runs>>>),
+    /// The mask resampled to each 4-D resolution met (as runs, by `[n, h, w]`), for the
+    /// values [`spatial_values`] marks.
+    Fast(HashMap<[usize; 3], Option<Arc<Runs>>>, Vec<bool>),
 }
 
 impl Regions {
@@ -406,7 +461,8 @@ impl Regions {
                     .map(|s| Arc::new(Runs::from_mask(s, &vec![false; s.iter().product()]))),
                 Need::All => None,
             }),
-            Regions::Fast(cache) => {
+            Regions::Fast(_, spatial) if !spatial[id] => Ok(None),
+            Regions::Fast(cache, _) => {
                 let n = mask.shape()[0];
                 // Images of the batch (constants such as weights are 4-D too).
                 let Some(sp) = shapes.values[id]

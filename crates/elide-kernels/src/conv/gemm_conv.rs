@@ -246,9 +246,9 @@ unsafe fn tile(
     }
 }
 
-/// Output pixels per GEMM call of a 1x1 band of `rows` output channels and `npix` pixels: at
-/// most [`PW_CHUNK_FLOATS`] outputs (a multiple of 16 pixels), so the bias and activation
-/// pass reads them from L2, not L3.
+/// Output pixels per GEMM call of a 1x1 band of `rows` output channels and `npix` pixels: about
+/// [`PW_CHUNK_FLOATS`] outputs (rounded up to 16 pixels, at least [`MIN_TILE_PIXELS`]), so the
+/// bias and activation pass reads them from L2, not L3.
 fn pointwise_chunk(rows: usize, npix: usize) -> usize {
     if rows * npix <= PW_CHUNK_FLOATS {
         return npix;

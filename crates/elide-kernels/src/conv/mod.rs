@@ -293,8 +293,9 @@ impl Conv2d {
         Ok(self.out_channels as u64 * k * (ho * wo) as u64)
     }
 
-    /// The kernel [`Conv2d::forward`] runs for this layer on maps larger than one pixel (the
-    /// choice depends on the size only for 1x1 maps; see [`Conv2d::kernel_for`]).
+    /// The kernel [`Conv2d::forward`] runs for this layer on a 2x2 map (the choice depends on
+    /// the size for 1x1 convs: matrix-vector products on 1x1 maps, the small-map kernel up to
+    /// 63 pixels; see [`Conv2d::kernel_for`]).
     pub fn kernel(&self) -> ConvKernel {
         self.kernel_for(2, 2)
     }

@@ -1,5 +1,5 @@
-//! 1x1 stride-1 convolutions of small maps with many channels (7x7 to 28x28, e.g. the last
-//! stages of MobileNet-style classifiers), with AVX-512: vectorised over output channels, not
+//! 1x1 stride-1 convolutions of small maps with many channels (up to 63 pixels, e.g. the 7x7
+//! last stages of MobileNet-style classifiers), with AVX-512: vectorised over output channels, not
 //! pixels. A register block is 48 output channels x 7 pixels (21 accumulators): per input
 //! channel, three vector loads of packed weights and seven broadcast input values feed 21
 //! FMAs. Weights are packed once per layer as `[block][cin][48]`, so a block streams its
