@@ -2,7 +2,7 @@
 //! convs' epilogues. Each keeps the graph's outputs bit-for-bit what the unoptimised graph
 //! computes, up to float rounding of the folded weights.
 use crate::graph::Graph;
-use crate::ops::{eval, Ctx, Op};
+use crate::ops::{batch_norm_affine, eval, Ctx, Op};
 use crate::{Result, Value};
 
 /// Fraction of zero weights from which [`optimize`] runs a Gemm or MatMul in CSR (where CSR
@@ -271,10 +271,7 @@ pub fn fold_batch_norms(g: &mut Graph) -> Result<usize> {
                 s.iter().map(Vec::len).collect::<Vec<_>>()
             )));
         }
-        let scale: Vec<f32> = (0..cout)
-            .map(|c| s[0][c] / (s[3][c] + eps).sqrt())
-            .collect();
-        let shift: Vec<f32> = (0..cout).map(|c| s[1][c] - s[2][c] * scale[c]).collect();
+        let (scale, shift) = batch_norm_affine([&s[0], &s[1], &s[2], &s[3]], eps);
         if scale.iter().chain(&shift).any(|v| !v.is_finite()) {
             return Err(invalid("statistics fold to a non-finite scale".into()));
         }

@@ -217,15 +217,21 @@ fn transposed_convs_concat_and_pools_run_masked_and_exact() {
     let x = input(42, &[1, 3, 96, 128]);
     let dense = g.run(vec![x.clone()]).unwrap();
     let runner = MaskedRunner::new(&g);
-    for m in [
+    for (i, m) in [
         rect([1, 96, 128], 40..46, 10..20),
         rect([1, 96, 128], 0..3, 120..128),
         Mask::from_fn([1, 96, 128], |_, y, x| (y / 8 + x / 8) % 5 == 0),
-    ] {
-        let (out, stats) = runner.run_stats(vec![x.clone()], &m, Mode::Exact).unwrap();
-        let e = rel_err_in(&out[0], &dense[0], &m);
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (out, stats) = runner.run_stats(vec![x.clone()], m, Mode::Exact).unwrap();
+        let e = rel_err_in(&out[0], &dense[0], m);
         assert!(e < 1e-5, "rel err {e} {stats:?}");
-        assert!(stats.masked_ops >= 2, "{stats:?}");
+        // The diagonal stripes need most of every map: those ops run densely.
+        if i < 2 {
+            assert!(stats.masked_ops >= 2, "{stats:?}");
+        }
     }
     let small = rect([1, 96, 128], 40..46, 10..20);
     let (_, stats) = runner.run_stats(vec![x], &small, Mode::Exact).unwrap();

@@ -88,29 +88,24 @@ impl ConvTranspose {
         let ([n, h, _], [ho, wo]) = self.geometry(x, ctx)?;
         let cout = self.shape[1];
         let mut out = ctx.alloc(n * cout * ho * wo);
-        for (b, plane) in out.chunks_exact_mut(cout * ho * wo).enumerate() {
-            plane
-                .par_chunks_mut(ho * wo)
-                .enumerate()
-                .for_each(|(co, o)| o.fill(self.bias[co]));
-            self.add_rows(x, b, 0..h, plane, ctx);
-            if self.act != Activation::None {
-                plane
-                    .par_chunks_mut(ho * wo)
-                    .for_each(|o| self.act.bias_apply(o, 0.0));
-            }
+        for (b, planes) in out.chunks_exact_mut(cout * ho * wo).enumerate() {
+            self.add_rows(x, b, 0..h, planes, true, ctx);
         }
         Ok(ArrayD::from_shape_vec(IxDyn(&[n, cout, ho, wo]), out)?)
     }
 
     /// Adds what input rows `rows` of image `b` contribute to its output planes `out` (`[cout,
-    /// ho, wo]`): one GEMM `W^T x` into columns, then each column added into its window.
+    /// ho, wo]`): one GEMM `W^T x` into columns, then each column added into its window. With
+    /// `whole` (all rows in one call) each plane starts from the bias and gets the activation
+    /// in the same task, while it is in cache; otherwise `out` accumulates and the caller
+    /// finishes it.
     pub(super) fn add_rows(
         &self,
         x: &ArrayD<f32>,
         b: usize,
         rows: std::ops::Range<usize>,
         out: &mut [f32],
+        whole: bool,
         ctx: Ctx,
     ) {
         let &[_, cin, h, w] = x.shape() else {
@@ -148,9 +143,15 @@ impl ConvTranspose {
                 gemm::Parallelism::Rayon(rayon::current_num_threads()),
             );
         }
-        out.par_chunks_mut(plane)
-            .enumerate()
-            .for_each(|(co, o)| self.scatter(co, &cols, (rows.clone(), w), [ho, wo], o));
+        out.par_chunks_mut(plane).enumerate().for_each(|(co, o)| {
+            if whole {
+                o.fill(self.bias[co]);
+            }
+            self.scatter(co, &cols, (rows.clone(), w), [ho, wo], o);
+            if whole && self.act != Activation::None {
+                self.act.bias_apply(o, 0.0);
+            }
+        });
         ctx.give(cols);
     }
 

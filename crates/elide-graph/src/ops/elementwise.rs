@@ -134,13 +134,14 @@ pub(super) fn co_broadcast<'a, T>(
     Ok((av, bv))
 }
 
-/// Inference batch-norm over axis 1: `(x - mean) / sqrt(var + eps) * scale + bias`.
-pub fn batch_norm(inputs: &[Option<&Value>], eps: f32, ctx: Ctx) -> Result<Value> {
-    let x = ctx.f32(inputs, 0)?;
-    if x.ndim() < 2 {
-        return Err(ctx.err(format!("input of rank {} has no channel axis", x.ndim())));
-    }
-    let c = x.shape()[1];
+/// A batch-norm's statistics (inputs 1-4: scale, bias, mean, variance; one value per channel
+/// of `c`) as the per-channel affine `x * scale + shift` it applies.
+pub(super) fn batch_norm_inputs(
+    inputs: &[Option<&Value>],
+    c: usize,
+    eps: f32,
+    ctx: Ctx,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut stats = Vec::with_capacity(4);
     for i in 1..5 {
         let s = ctx.f32(inputs, i)?;
@@ -149,12 +150,34 @@ pub fn batch_norm(inputs: &[Option<&Value>], eps: f32, ctx: Ctx) -> Result<Value
         }
         stats.push(s.iter().copied().collect::<Vec<f32>>());
     }
-    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
-        .map(|ch| {
-            let s = stats[0][ch] / (stats[3][ch] + eps).sqrt();
-            (s, stats[1][ch] - stats[2][ch] * s)
+    Ok(batch_norm_affine(
+        [&stats[0], &stats[1], &stats[2], &stats[3]],
+        eps,
+    ))
+}
+
+/// `(scale, shift)` per channel of an inference batch-norm with `gamma`, `beta`, `mean`, `var`:
+/// `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`.
+pub fn batch_norm_affine([gamma, beta, mean, var]: [&[f32]; 4], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    gamma
+        .iter()
+        .zip(beta)
+        .zip(mean.iter().zip(var))
+        .map(|((&g, &b), (&m, &v))| {
+            let s = g / (v + eps).sqrt();
+            (s, b - m * s)
         })
-        .unzip();
+        .unzip()
+}
+
+/// Inference batch-norm over axis 1: `(x - mean) / sqrt(var + eps) * scale + bias`.
+pub fn batch_norm(inputs: &[Option<&Value>], eps: f32, ctx: Ctx) -> Result<Value> {
+    let x = ctx.f32(inputs, 0)?;
+    if x.ndim() < 2 {
+        return Err(ctx.err(format!("input of rank {} has no channel axis", x.ndim())));
+    }
+    let c = x.shape()[1];
+    let (scale, shift) = batch_norm_inputs(inputs, c, eps, ctx)?;
     let plane: usize = x.shape()[2..].iter().product();
     let x = x.as_standard_layout();
     let src = x.as_slice().expect("standard layout");

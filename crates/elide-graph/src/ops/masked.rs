@@ -35,17 +35,19 @@ pub fn eval_runs(
 
 /// Largest fraction of the output's pixels for which an op that writes a new buffer is run on
 /// its runs rather than densely: below it, skipping the work outweighs the zeros written
-/// between the runs. Measured on one core (`[1, 32, 480, 480]` Add, `[1, 96, 240, 240]`
-/// 2x2 stride-2 ConvTranspose, 2x nearest Resize, blocky random masks): element-wise ops
-/// break even near 10% (writing the zeros costs about what the op does), Resize near 40%;
-/// ConvTranspose (compute-bound) is never slower (it skips the input rows no marked pixel
-/// reaches).
+/// between the runs. Measured on one core with blocky random masks (example `masked_ops`):
+/// a same-shape Add on `[1, 32, 480, 480]` wins below ~5% of the pixels (writing the zeros
+/// costs about what the op does), a nearest 2x Resize below ~20%, a stride-1 max pool (whose
+/// dense path is separable, the masked one window by window) below ~3%; other pools run window
+/// by window both ways. ConvTranspose decides by the input rows it can skip (see
+/// `conv_transpose`).
 pub fn worth_masking(op: &Op, fraction: f64) -> bool {
     let limit = match op {
-        // Whole input rows drop out; the rest is the dense path's own work.
         Op::ConvTranspose(_) => 1.0,
-        Op::Resize(_) | Op::Pool(_) => 0.4,
-        _ => 0.1,
+        Op::Resize(_) => 0.2,
+        Op::Pool(p) if p.separable() => 0.03,
+        Op::Pool(_) => 1.0,
+        _ => 0.05,
     };
     fraction <= limit
 }
@@ -195,20 +197,7 @@ fn batch_norm(
     let Some(s @ [_, c, h, w]) = nchw(x, runs) else {
         return Ok(None);
     };
-    let mut stats = Vec::with_capacity(4);
-    for i in 1..5 {
-        let v: Vec<f32> = ctx.f32(inputs, i)?.iter().copied().collect();
-        if v.len() != c {
-            return Err(ctx.err(format!("input {i} has {} values for {c} channels", v.len())));
-        }
-        stats.push(v);
-    }
-    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
-        .map(|ch| {
-            let s = stats[0][ch] / (stats[3][ch] + eps).sqrt();
-            (s, stats[1][ch] - stats[2][ch] * s)
-        })
-        .unzip();
+    let (scale, shift) = super::elementwise::batch_norm_inputs(inputs, c, eps, ctx)?;
     let src = x.as_slice().expect("standard layout");
     Ok(Some(per_plane(s, ctx, |p, o| {
         let xin = &src[p * h * w..(p + 1) * h * w];
@@ -431,17 +420,25 @@ fn conv_transpose(
         return Ok(None);
     }
     let [_, cout, kh, _] = t.shape;
+    // Input rows (per image) whose windows reach a marked output row.
+    let needed: Vec<bool> = (0..n * h)
+        .map(|r| {
+            let (b, iy) = (r / h, r % h);
+            (0..kh).any(|ky| {
+                let oy = (iy * t.stride[0] + ky * t.dilation[0]) as isize - t.pads[0] as isize;
+                (0..ho as isize).contains(&oy) && runs.row_marked(b, oy as usize)
+            })
+        })
+        .collect();
+    // The zeros and the separate bias pass cost ~20% of the dense op (example `masked_ops`):
+    // worth it only when at least half the rows drop out.
+    if 2 * needed.iter().filter(|&&r| r).count() > n * h {
+        return Ok(None);
+    }
     let mut out = ctx.alloc(n * cout * ho * wo);
     out.fill(0.0);
     for (b, planes) in out.chunks_exact_mut(cout * ho * wo).enumerate() {
-        let needed: Vec<bool> = (0..h)
-            .map(|iy| {
-                (0..kh).any(|ky| {
-                    let oy = (iy * t.stride[0] + ky * t.dilation[0]) as isize - t.pads[0] as isize;
-                    (0..ho as isize).contains(&oy) && runs.row_marked(b, oy as usize)
-                })
-            })
-            .collect();
+        let needed = &needed[b * h..(b + 1) * h];
         let mut iy = 0;
         while iy < h {
             if !needed[iy] {
@@ -452,7 +449,7 @@ fn conv_transpose(
             while iy < h && needed[iy] {
                 iy += 1;
             }
-            t.add_rows(x, b, y0..iy, planes, ctx);
+            t.add_rows(x, b, y0..iy, planes, false, ctx);
         }
         planes
             .par_chunks_mut(ho * wo)

@@ -26,7 +26,7 @@ pub use binary::Binary;
 pub(crate) use conv::out_shape as conv_out_shape;
 pub use conv::ConvOp;
 pub use conv_transpose::ConvTranspose;
-pub use elementwise::Unary;
+pub use elementwise::{batch_norm_affine, Unary};
 pub use masked::{eval_runs, eval_runs_in_place, worth_masking};
 pub use pool::{Pool, PoolKind};
 pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};

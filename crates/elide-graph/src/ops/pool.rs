@@ -58,6 +58,12 @@ impl Pool {
         Some(out)
     }
 
+    /// Stride-1 undilated max pooling, which the dense path runs as a max over columns then
+    /// rows (unless the window is nearly as tall as the input).
+    pub(super) fn separable(&self) -> bool {
+        self.kind == PoolKind::Max && self.stride == [1, 1] && self.dilation == [1, 1]
+    }
+
     /// Pools `x` (`[N, C, H, W]`).
     pub fn apply(&self, x: &ArrayD<f32>, ctx: Ctx) -> Result<ArrayD<f32>> {
         let x = x
@@ -82,8 +88,7 @@ impl Pool {
         let p = *self;
         // Separable unless its per-plane row maxima (h x wo) would outgrow two output planes
         // (a window nearly as tall as the padded input).
-        let separable =
-            p.kind == PoolKind::Max && p.stride == [1, 1] && p.dilation == [1, 1] && h <= 2 * ho;
+        let separable = p.separable() && h <= 2 * ho;
         let ty: Vec<_> = (0..ho).map(|o| p.taps(o, h, 0)).collect();
         let tx: Vec<_> = (0..wo).map(|o| p.taps(o, w, 1)).collect();
         out.par_chunks_mut(ho * wo)

@@ -55,6 +55,15 @@ impl Runs {
         }
     }
 
+    /// No pixels of `[n, h, w]` (an op given these writes only zeros).
+    pub fn empty(shape: [usize; 3]) -> Runs {
+        Runs {
+            shape,
+            starts: vec![0; shape[0] * shape[1] + 1],
+            spans: Vec::new(),
+        }
+    }
+
     /// `[n, h, w]`.
     pub fn shape(&self) -> [usize; 3] {
         self.shape
@@ -134,6 +143,10 @@ mod tests {
         assert_eq!((row2.len(), row2[0].clone()), (1, 1..4));
         assert_eq!(r.count(), 8);
         assert!(!r.row_marked(0, 1) && r.row_marked(0, 2));
+        assert_eq!(
+            Runs::empty([1, 3, w]),
+            Runs::from_mask([1, 3, w], &vec![false; 3 * w])
+        );
         let mut row = vec![9.0; w];
         fill_row(&mut row, r.row(0, 0), |s, o| {
             o.iter_mut().zip(s).for_each(|(v, x)| *v = x as f32 + 1.0)

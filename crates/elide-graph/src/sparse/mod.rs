@@ -458,7 +458,7 @@ impl Regions {
                 Need::None => shapes.values[id]
                     .as_deref()
                     .and_then(spatial)
-                    .map(|s| Arc::new(Runs::from_mask(s, &vec![false; s.iter().product()]))),
+                    .map(|s| Arc::new(Runs::empty(s))),
                 Need::All => None,
             }),
             Regions::Fast(_, spatial) if !spatial[id] => Ok(None),
@@ -477,10 +477,7 @@ impl Regions {
                 }
                 let r = match output_need(mask, Some(&[n, 1, sp[1], sp[2]]))? {
                     Need::Pixels { shape, px } => Some(Arc::new(Runs::from_mask(shape, &px))),
-                    Need::None => Some(Arc::new(Runs::from_mask(
-                        sp,
-                        &vec![false; n * sp[1] * sp[2]],
-                    ))),
+                    Need::None => Some(Arc::new(Runs::empty(sp))),
                     Need::All => None,
                 };
                 cache.insert(sp, r.clone());
