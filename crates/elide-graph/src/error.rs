@@ -48,6 +48,9 @@ pub enum GraphError {
         /// Its dimensions, as computed (they may not fit a `usize`).
         shape: String,
     },
+    /// A model-level feature elide does not implement (an opset, an input's element type).
+    #[error("not supported: {0}")]
+    NotSupported(String),
     /// A model-level problem (missing graph, unknown input name, wrong input shape, ...).
     #[error("{0}")]
     Model(String),

@@ -33,32 +33,7 @@ pub struct Input {
     pub dtype: Option<DType>,
 }
 
-/// The element types a [`Value`] holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DType {
-    /// [`Value::F32`] (ONNX float and double).
-    F32,
-    /// [`Value::I64`] (ONNX int64, int32, int8, uint8, bool).
-    I64,
-}
-
-impl DType {
-    /// Whether `v` holds this type.
-    pub fn holds(self, v: &Value) -> bool {
-        matches!(
-            (self, v),
-            (DType::F32, Value::F32(_)) | (DType::I64, Value::I64(_))
-        )
-    }
-
-    /// Name, as [`Value::dtype`] spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::I64 => "i64",
-        }
-    }
-}
+pub use crate::dtype::DType;
 
 /// A network ready to run: constants resolved, nodes sorted so every input is produced
 /// before it is read.

@@ -13,6 +13,8 @@
 #![deny(missing_docs)]
 
 pub mod arena;
+pub mod conformance;
+pub mod dtype;
 mod error;
 mod exec;
 pub mod graph;
@@ -26,6 +28,7 @@ mod value;
 pub mod weights;
 pub mod zoo;
 
+pub use dtype::DType;
 pub use error::{GraphError, Result};
 pub use graph::Graph;
-pub use value::Value;
+pub use value::{Elem, Value};

@@ -1,62 +1,364 @@
-//! Values flowing through a graph: n-dimensional f32 or i64 arrays (standard layout).
+//! Values flowing through a graph: n-dimensional arrays of one of the [`DType`]s, standard
+//! (C) layout, so they convert to and from the kernels' NCHW buffers without copies.
+use crate::dtype::DType;
 use crate::{GraphError, Result};
+use half::{bf16, f16};
 use ndarray::{ArrayD, IxDyn};
 
-/// A tensor value. Shape arithmetic (Shape, Gather, Concat of shapes) runs on `I64`; every
-/// other op on `F32`. Both are kept in standard (C) layout so they convert to and from the
-/// kernels' NCHW buffers without copies.
+/// A tensor value. Convolutions and the fast element-wise paths run on `F32`; shape arithmetic
+/// on integers; every other type is held as ONNX defines it, so ops that take it (Cast,
+/// comparisons, shape ops, integer arithmetic, ...) keep it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    /// Floating point data.
+    /// 32-bit floats.
     F32(ArrayD<f32>),
-    /// Integers (shapes, indices); bools and int32 are widened to this.
+    /// 64-bit floats.
+    F64(ArrayD<f64>),
+    /// IEEE halves.
+    F16(ArrayD<f16>),
+    /// bfloat16.
+    BF16(ArrayD<bf16>),
+    /// 8-bit signed integers.
+    I8(ArrayD<i8>),
+    /// 16-bit signed integers.
+    I16(ArrayD<i16>),
+    /// 32-bit signed integers.
+    I32(ArrayD<i32>),
+    /// 64-bit signed integers (shapes, indices).
     I64(ArrayD<i64>),
+    /// 8-bit unsigned integers.
+    U8(ArrayD<u8>),
+    /// 16-bit unsigned integers.
+    U16(ArrayD<u16>),
+    /// 32-bit unsigned integers.
+    U32(ArrayD<u32>),
+    /// 64-bit unsigned integers.
+    U64(ArrayD<u64>),
+    /// Booleans.
+    Bool(ArrayD<bool>),
+}
+
+/// Runs `$body` with `$a` bound to the array inside `$v` (any element type); the arms' results
+/// must have one type.
+#[macro_export]
+macro_rules! with_array {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            $crate::Value::F32($a) => $body,
+            $crate::Value::F64($a) => $body,
+            $crate::Value::F16($a) => $body,
+            $crate::Value::BF16($a) => $body,
+            $crate::Value::I8($a) => $body,
+            $crate::Value::I16($a) => $body,
+            $crate::Value::I32($a) => $body,
+            $crate::Value::I64($a) => $body,
+            $crate::Value::U8($a) => $body,
+            $crate::Value::U16($a) => $body,
+            $crate::Value::U32($a) => $body,
+            $crate::Value::U64($a) => $body,
+            $crate::Value::Bool($a) => $body,
+        }
+    };
+}
+
+/// Maps the array inside `$v` to a new array of the same element type (`$body` may use `?`
+/// on [`crate::Result`]s), giving a [`Value`] of the same variant.
+#[macro_export]
+macro_rules! map_array {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            $crate::Value::F32($a) => $crate::Value::F32($body),
+            $crate::Value::F64($a) => $crate::Value::F64($body),
+            $crate::Value::F16($a) => $crate::Value::F16($body),
+            $crate::Value::BF16($a) => $crate::Value::BF16($body),
+            $crate::Value::I8($a) => $crate::Value::I8($body),
+            $crate::Value::I16($a) => $crate::Value::I16($body),
+            $crate::Value::I32($a) => $crate::Value::I32($body),
+            $crate::Value::I64($a) => $crate::Value::I64($body),
+            $crate::Value::U8($a) => $crate::Value::U8($body),
+            $crate::Value::U16($a) => $crate::Value::U16($body),
+            $crate::Value::U32($a) => $crate::Value::U32($body),
+            $crate::Value::U64($a) => $crate::Value::U64($body),
+            $crate::Value::Bool($a) => $crate::Value::Bool($body),
+        }
+    };
+}
+
+/// An element type a [`Value`] holds, with lossy conversions through `f64` (as ONNX Cast
+/// defines them: floats to integers truncate toward zero, out-of-range saturates as Rust's
+/// `as` does) and its wrapping in and out of [`Value`].
+pub trait Elem: Copy + Default + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    /// Its [`DType`].
+    const DTYPE: DType;
+    /// The value as f64.
+    fn to_f64(self) -> f64;
+    /// The element nearest `v` (truncated toward zero for integers).
+    fn from_f64(v: f64) -> Self;
+    /// The value as i64 (exact for integers, truncated for floats).
+    fn to_i64(self) -> i64;
+    /// From an i64 (wrapping to the width, as a C cast).
+    fn from_i64(v: i64) -> Self;
+    /// Wraps an array.
+    fn wrap(a: ArrayD<Self>) -> Value;
+    /// The array, when `v` holds this type.
+    fn view(v: &Value) -> Option<&ArrayD<Self>>;
+    /// The array, when `v` holds this type (by value).
+    fn take(v: Value) -> std::result::Result<ArrayD<Self>, Value>;
+}
+
+macro_rules! elem_num {
+    ($t:ty, $variant:ident) => {
+        impl Elem for $t {
+            const DTYPE: DType = DType::$variant;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+            fn from_i64(v: i64) -> Self {
+                v as $t
+            }
+            fn wrap(a: ArrayD<Self>) -> Value {
+                Value::$variant(a)
+            }
+            fn view(v: &Value) -> Option<&ArrayD<Self>> {
+                match v {
+                    Value::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn take(v: Value) -> std::result::Result<ArrayD<Self>, Value> {
+                match v {
+                    Value::$variant(a) => Ok(a),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+elem_num!(f32, F32);
+elem_num!(f64, F64);
+elem_num!(i8, I8);
+elem_num!(i16, I16);
+elem_num!(i32, I32);
+elem_num!(i64, I64);
+elem_num!(u8, U8);
+elem_num!(u16, U16);
+elem_num!(u32, U32);
+elem_num!(u64, U64);
+
+macro_rules! elem_half {
+    ($t:ty, $variant:ident) => {
+        impl Elem for $t {
+            const DTYPE: DType = DType::$variant;
+            fn to_f64(self) -> f64 {
+                self.to_f64()
+            }
+            fn from_f64(v: f64) -> Self {
+                <$t>::from_f64(v)
+            }
+            fn to_i64(self) -> i64 {
+                self.to_f64() as i64
+            }
+            fn from_i64(v: i64) -> Self {
+                <$t>::from_f64(v as f64)
+            }
+            fn wrap(a: ArrayD<Self>) -> Value {
+                Value::$variant(a)
+            }
+            fn view(v: &Value) -> Option<&ArrayD<Self>> {
+                match v {
+                    Value::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn take(v: Value) -> std::result::Result<ArrayD<Self>, Value> {
+                match v {
+                    Value::$variant(a) => Ok(a),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+elem_half!(f16, F16);
+elem_half!(bf16, BF16);
+
+impl Elem for bool {
+    const DTYPE: DType = DType::Bool;
+    fn to_f64(self) -> f64 {
+        self as u8 as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v != 0
+    }
+    fn wrap(a: ArrayD<Self>) -> Value {
+        Value::Bool(a)
+    }
+    fn view(v: &Value) -> Option<&ArrayD<Self>> {
+        match v {
+            Value::Bool(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn take(v: Value) -> std::result::Result<ArrayD<Self>, Value> {
+        match v {
+            Value::Bool(a) => Ok(a),
+            other => Err(other),
+        }
+    }
+}
+
+/// Converts every element of `a` to `U` through f64 (integers to integers exactly).
+fn convert<T: Elem, U: Elem>(a: &ArrayD<T>) -> ArrayD<U> {
+    if T::DTYPE.is_float() || U::DTYPE.is_float() {
+        a.mapv(|x| U::from_f64(x.to_f64()))
+    } else {
+        a.mapv(|x| U::from_i64(x.to_i64()))
+    }
 }
 
 impl Value {
     /// The shape.
     pub fn shape(&self) -> &[usize] {
+        with_array!(self, a => a.shape())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_array!(self, a => a.len())
+    }
+
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
         match self {
-            Value::F32(a) => a.shape(),
-            Value::I64(a) => a.shape(),
+            Value::F32(_) => DType::F32,
+            Value::F64(_) => DType::F64,
+            Value::F16(_) => DType::F16,
+            Value::BF16(_) => DType::BF16,
+            Value::I8(_) => DType::I8,
+            Value::I16(_) => DType::I16,
+            Value::I32(_) => DType::I32,
+            Value::I64(_) => DType::I64,
+            Value::U8(_) => DType::U8,
+            Value::U16(_) => DType::U16,
+            Value::U32(_) => DType::U32,
+            Value::U64(_) => DType::U64,
+            Value::Bool(_) => DType::Bool,
         }
     }
 
-    /// Element type name, for messages.
-    pub fn dtype(&self) -> &'static str {
-        match self {
-            Value::F32(_) => "f32",
-            Value::I64(_) => "i64",
-        }
+    /// A value from a shape and data of any element type.
+    pub fn from_vec<T: Elem>(shape: &[usize], data: Vec<T>) -> Result<Self> {
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .map(T::wrap)
+            .map_err(|e| GraphError::Model(format!("{} tensor of shape {shape:?}: {e}", T::DTYPE)))
     }
 
     /// An f32 value from a shape and data.
     pub fn f32(shape: &[usize], data: Vec<f32>) -> Result<Self> {
-        ArrayD::from_shape_vec(IxDyn(shape), data)
-            .map(Value::F32)
-            .map_err(|e| GraphError::Model(format!("tensor of shape {shape:?}: {e}")))
+        Self::from_vec(shape, data)
     }
 
     /// An i64 value from a shape and data.
     pub fn i64(shape: &[usize], data: Vec<i64>) -> Result<Self> {
-        ArrayD::from_shape_vec(IxDyn(shape), data)
-            .map(Value::I64)
-            .map_err(|e| GraphError::Model(format!("tensor of shape {shape:?}: {e}")))
+        Self::from_vec(shape, data)
     }
 
     /// The f32 array, or None.
     pub fn as_f32(&self) -> Option<&ArrayD<f32>> {
-        match self {
-            Value::F32(a) => Some(a),
-            Value::I64(_) => None,
-        }
+        f32::view(self)
     }
 
-    /// Integer view of the data (f32 values are truncated), for shape-like inputs.
+    /// The array of element type `T`, or None.
+    pub fn as_array<T: Elem>(&self) -> Option<&ArrayD<T>> {
+        T::view(self)
+    }
+
+    /// Integer view of the data (floats are truncated), for shape-like inputs.
     pub fn to_i64_vec(&self) -> Vec<i64> {
-        match self {
-            Value::F32(a) => a.iter().map(|&v| v as i64).collect(),
-            Value::I64(a) => a.iter().copied().collect(),
+        with_array!(self, a => a.iter().map(|&x| x.to_i64()).collect())
+    }
+
+    /// The data as f64 (lossless for every type but 64-bit integers beyond 2^53).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        with_array!(self, a => a.iter().map(|&x| x.to_f64()).collect())
+    }
+
+    /// The value converted to `to` (as ONNX Cast: floats to integers truncate toward zero,
+    /// to bool is "not zero").
+    pub fn cast(&self, to: DType) -> Value {
+        if self.dtype() == to {
+            return self.clone();
         }
+        fn go<T: Elem>(a: &ArrayD<T>, to: DType) -> Value {
+            match to {
+                DType::F32 => Value::F32(convert(a)),
+                DType::F64 => Value::F64(convert(a)),
+                DType::F16 => Value::F16(convert(a)),
+                DType::BF16 => Value::BF16(convert(a)),
+                DType::I8 => Value::I8(convert(a)),
+                DType::I16 => Value::I16(convert(a)),
+                DType::I32 => Value::I32(convert(a)),
+                DType::I64 => Value::I64(convert(a)),
+                DType::U8 => Value::U8(convert(a)),
+                DType::U16 => Value::U16(convert(a)),
+                DType::U32 => Value::U32(convert(a)),
+                DType::U64 => Value::U64(convert(a)),
+                DType::Bool => Value::Bool(convert(a)),
+            }
+        }
+        with_array!(self, a => go(a, to))
+    }
+
+    /// A value of `dtype` and `shape` filled with zeros (false).
+    pub fn zeros(dtype: DType, shape: &[usize]) -> Value {
+        Value::F32(ArrayD::zeros(IxDyn(shape))).cast(dtype)
+    }
+
+    /// The value in standard layout (a copy only when it is not).
+    pub fn into_standard(self) -> Value {
+        map_array!(self, a => if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cast_truncates_saturates_and_keeps_shape() {
+        let v = Value::f32(&[2, 2], vec![1.7, -2.9, 300.0, 0.0]).unwrap();
+        assert_eq!(v.cast(DType::I64).to_i64_vec(), vec![1, -2, 300, 0]);
+        assert_eq!(v.cast(DType::U8).to_i64_vec(), vec![1, 0, 255, 0]);
+        assert_eq!(v.cast(DType::Bool).to_i64_vec(), vec![1, 1, 1, 0]);
+        assert_eq!(v.cast(DType::F16).shape(), &[2, 2]);
+        let big = Value::i64(&[1], vec![i64::MAX]).unwrap();
+        assert_eq!(big.cast(DType::I64).to_i64_vec(), vec![i64::MAX]);
+        assert_eq!(big.cast(DType::I32).to_i64_vec(), vec![-1]); // wraps as a C cast
+    }
+
+    #[test]
+    fn every_dtype_round_trips_its_onnx_code() {
+        for d in DType::ALL {
+            assert_eq!(DType::from_onnx(d.onnx()), Some(d));
+            assert_eq!(Value::zeros(d, &[3]).dtype(), d);
+        }
+        assert_eq!(DType::from_onnx(8), None); // strings are not held
     }
 }

@@ -24,6 +24,7 @@ fn value_info(name: &str, elem_type: i32, dims: &[i64]) -> ValueInfoProto {
                 elem_type,
                 shape: Some(TensorShapeProto { dim }),
             }),
+            ..Default::default()
         }),
     }
 }

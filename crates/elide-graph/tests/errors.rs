@@ -19,6 +19,7 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
                         .collect(),
                 }),
             }),
+            ..Default::default()
         }),
     }
 }

@@ -42,9 +42,11 @@ impl Serialize for Named {
         struct Values<'a>(&'a Value);
         impl Serialize for Values<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                match self.0 {
-                    Value::F32(a) => s.collect_seq(a.iter()),
-                    Value::I64(a) => s.collect_seq(a.iter()),
+                // Integers and bools as JSON integers, floats (any width) as numbers.
+                if self.0.dtype().is_float() {
+                    s.collect_seq(self.0.to_f64_vec())
+                } else {
+                    s.collect_seq(self.0.to_i64_vec())
                 }
             }
         }
@@ -77,10 +79,7 @@ pub fn is_map(shape: &[usize]) -> bool {
 /// classifier's scores), min / mean / max of maps.
 pub fn print_outputs(outs: &[Named], k: usize) {
     for o in outs {
-        let data: Vec<f64> = match &o.value {
-            Value::F32(a) => a.iter().map(|&x| f64::from(x)).collect(),
-            Value::I64(a) => a.iter().map(|&x| x as f64).collect(),
-        };
+        let data: Vec<f64> = o.value.to_f64_vec();
         print!("output '{}' {:?}", o.name, o.value.shape());
         if let &[rows, cols] = o.value.shape() {
             if rows > 1 && cols > 0 && k > 0 {

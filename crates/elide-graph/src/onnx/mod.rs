@@ -1,13 +1,15 @@
 //! ONNX import: protobuf to [`Graph`], every op and attribute validated, constants resolved;
 //! and [`write::ModelWriter`] to build and encode a model.
 //!
-//! Supported: default-domain opsets 11-21. Weights may sit in initializers or in Constant
-//! nodes. An op, attribute or data type elide does not implement is an error that names the
-//! node and the op.
-mod attrs;
+//! Supported: default-domain opsets 7-24 (each op imported by the form its [`registry`]
+//! entry gives for the model's opset), IR versions 3 and up. Weights may sit in initializers
+//! or in Constant nodes. An op, attribute or data type elide does not implement is an error
+//! that names the node, the op, its domain and the opset.
+pub mod attrs;
 mod node;
 pub mod proto;
-mod tensor;
+pub mod registry;
+pub mod tensor;
 pub mod write;
 
 use crate::graph::{DType, Graph, Input, ValueId};
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Oldest and newest default-domain opset accepted.
-pub const OPSETS: (i64, i64) = (11, 21);
+pub const OPSETS: (i64, i64) = (7, 24);
 
 /// Reads an ONNX file.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
@@ -50,8 +52,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
         .map(|o| o.version)
         .ok_or_else(|| GraphError::Model("the model imports no default-domain opset".into()))?;
     if !(OPSETS.0..=OPSETS.1).contains(&opset) {
-        return Err(GraphError::Model(format!(
-            "opset {opset} is not supported (elide reads {}-{})",
+        return Err(GraphError::NotSupported(format!(
+            "default-domain opset {opset} (elide reads {}-{})",
             OPSETS.0, OPSETS.1
         )));
     }
@@ -88,15 +90,37 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
         } else {
             n.name.clone()
         };
-        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-            return Err(GraphError::Unsupported {
-                what: "op domain",
-                node: name,
-                op: n.op_type.clone(),
-                detail: format!("domain '{}'", n.domain),
-            });
+        let default = n.domain.is_empty() || n.domain == "ai.onnx";
+        let version = if default {
+            Some(opset)
+        } else {
+            model
+                .opset_import
+                .iter()
+                .find(|o| o.domain == n.domain)
+                .map(|o| o.version)
+        };
+        let found = version.and_then(|v| registry::registry().find(&n.domain, &n.op_type, v));
+        match found {
+            Some(registry::Import::Legacy) => node::import(&mut b, n, &name, opset)?,
+            Some(registry::Import::Op(build)) => node::build(&mut b, n, &name, opset, build)?,
+            None => {
+                let domain = if default {
+                    "ai.onnx"
+                } else {
+                    n.domain.as_str()
+                };
+                return Err(GraphError::Unsupported {
+                    what: "op",
+                    node: name,
+                    op: n.op_type.clone(),
+                    detail: match version {
+                        Some(v) => format!("not implemented for domain '{domain}', opset {v}"),
+                        None => format!("domain '{domain}' is not imported by the model"),
+                    },
+                });
+            }
         }
-        node::import(&mut b, n, &name, opset)?;
     }
     for o in &g.output {
         let id = b.graph.value(&o.name).ok_or_else(|| {
@@ -111,19 +135,27 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
 /// A graph input from its declaration: element type (one the engine holds, or an error) and
 /// static dims (refused above [`MAX_ELEMENTS`]: a caller would allocate them).
 fn input(id: ValueId, i: &proto::ValueInfoProto) -> Result<Input> {
-    use proto::data_type as dt;
-    let tensor = i.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
+    let ty = i.r#type.as_ref();
+    if let Some(kind) = ty.and_then(|t| {
+        (t.sequence_type.is_some().then_some("a sequence"))
+            .or(t.map_type.is_some().then_some("a map"))
+            .or(t.optional_type.is_some().then_some("an optional"))
+    }) {
+        return Err(GraphError::NotSupported(format!(
+            "input '{}' is {kind}; elide takes tensors only",
+            i.name
+        )));
+    }
+    let tensor = ty.and_then(|t| t.tensor_type.as_ref());
     let dtype = match tensor.map_or(0, |t| t.elem_type) {
         0 => None, // undeclared
-        dt::FLOAT | dt::DOUBLE => Some(DType::F32),
-        dt::INT64 | dt::INT32 | dt::INT8 | dt::UINT8 | dt::BOOL => Some(DType::I64),
-        other => {
-            return Err(GraphError::Model(format!(
-                "input '{}' has ONNX element type {other}; elide takes float, double, \
-                 int64, int32, int8, uint8 and bool inputs",
-                i.name
-            )))
-        }
+        code => Some(DType::from_onnx(code).ok_or_else(|| {
+            GraphError::NotSupported(format!(
+                "input '{}' has ONNX element type {} ({code}), which elide does not hold",
+                i.name,
+                DType::onnx_name(code)
+            ))
+        })?),
     };
     let shape: Vec<Option<usize>> = tensor
         .and_then(|t| t.shape.as_ref())

@@ -1,6 +1,7 @@
 //! One ONNX node to a typed [`Op`] (or, for Constant, a constant value).
 use super::attrs::Attrs;
 use super::proto::NodeProto;
+use super::registry::{Build, NodeCtx};
 use super::tensor::to_value;
 use super::Builder;
 use crate::graph::Node;
@@ -12,7 +13,8 @@ use crate::{GraphError, Result, Value};
 use elide_kernels::conv::{Activation, Conv2d, Conv2dParams, Padding};
 use elide_kernels::Tensor;
 
-pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> Result<()> {
+/// The node's input and output ids; each output gets this node as its one producer.
+fn wire(b: &mut Builder, n: &NodeProto, name: &str) -> Result<(Vec<Option<usize>>, Vec<usize>)> {
     let inputs: Vec<Option<usize>> = n
         .input
         .iter()
@@ -32,6 +34,35 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
         b.produce(id, format!("node '{name}' ({})", n.op_type))
             .map_err(|first| invalid(format!("output '{o}' is already produced by {first}")))?;
     }
+    Ok((inputs, outputs))
+}
+
+/// Imports a node through its registry builder.
+pub(super) fn build(
+    b: &mut Builder,
+    n: &NodeProto,
+    name: &str,
+    opset: i64,
+    build: Build,
+) -> Result<()> {
+    let (inputs, outputs) = wire(b, n, name)?;
+    let op = build(&NodeCtx {
+        node: n,
+        name,
+        opset,
+        inputs: &inputs,
+        constants: &b.graph.constants,
+    })?;
+    push(b, n, name, op, inputs, outputs)
+}
+
+pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> Result<()> {
+    let (inputs, outputs) = wire(b, n, name)?;
+    let invalid = |detail: String| GraphError::Invalid {
+        node: name.to_string(),
+        op: n.op_type.clone(),
+        detail,
+    };
     let constant = |b: &Builder, i: usize| -> Option<Value> {
         inputs
             .get(i)
@@ -115,10 +146,7 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
                     return Ok(a.float(attr, default));
                 }
                 match constant(b, i) {
-                    Some(v) if v.shape().iter().product::<usize>() == 1 => Ok(match v {
-                        Value::F32(x) => x.iter().next().copied().unwrap_or(default),
-                        Value::I64(x) => x.iter().next().map_or(default, |&i| i as f32),
-                    }),
+                    Some(v) if v.len() == 1 && v.dtype().is_float() => Ok(v.to_f64_vec()[0] as f32),
                     _ => {
                         Err(a
                             .unsupported(format!("Clip bound input {i} must be a constant scalar")))
@@ -212,14 +240,15 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
         },
         "Cast" => {
             let a = Attrs::new(n, name, &["to", "saturate"])?;
-            let to = a.int("to", 0) as i32;
-            use super::proto::data_type as dt;
-            match to {
-                dt::FLOAT | dt::DOUBLE => Op::Cast { to_float: true },
-                dt::INT64 | dt::INT32 | dt::INT8 | dt::UINT8 | dt::BOOL => {
-                    Op::Cast { to_float: false }
+            let code = a.int("to", 0) as i32;
+            match crate::DType::from_onnx(code) {
+                Some(to) => Op::Cast { to },
+                None => {
+                    return Err(a.unsupported(format!(
+                        "Cast to {} ({code})",
+                        crate::DType::onnx_name(code)
+                    )))
                 }
-                other => return Err(a.unsupported(format!("Cast to data type {other}"))),
             }
         }
         "Identity" | "Dropout" => {

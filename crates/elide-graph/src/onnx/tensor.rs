@@ -1,7 +1,10 @@
-//! ONNX `TensorProto` to [`Value`]: raw little-endian bytes or the typed repeated fields.
-use super::proto::{data_type as dt, TensorProto};
+//! ONNX `TensorProto` to [`Value`] and back: raw little-endian bytes or the typed repeated
+//! fields, for every [`DType`] elide holds.
+use super::proto::TensorProto;
+use crate::dtype::DType;
 use crate::ops::MAX_ELEMENTS;
-use crate::{GraphError, Result, Value};
+use crate::{with_array, Elem, GraphError, Result, Value};
+use half::{bf16, f16};
 
 /// Converts a tensor; `owner` names the initializer or node for errors.
 pub fn to_value(t: &TensorProto, owner: &str) -> Result<Value> {
@@ -31,6 +34,13 @@ pub fn to_value(t: &TensorProto, owner: &str) -> Result<Value> {
                 "shape {shape:?} holds more than {MAX_ELEMENTS} elements"
             ))
         })?;
+    let dtype = DType::from_onnx(t.data_type).ok_or_else(|| {
+        unsupported(format!(
+            "element type {} ({})",
+            DType::onnx_name(t.data_type),
+            t.data_type
+        ))
+    })?;
     let raw = &t.raw_data;
     let bad_len = |got: usize| {
         GraphError::Model(format!(
@@ -38,73 +48,143 @@ pub fn to_value(t: &TensorProto, owner: &str) -> Result<Value> {
             t.name
         ))
     };
-    let from_raw = |width: usize| -> Result<Option<std::slice::ChunksExact<'_, u8>>> {
-        if raw.is_empty() {
-            return Ok(None);
+    if !raw.is_empty() {
+        if raw.len() != n * dtype.size() {
+            return Err(bad_len(raw.len() / dtype.size()));
         }
-        if raw.len() != n * width {
-            return Err(bad_len(raw.len() / width));
-        }
-        Ok(Some(raw.chunks_exact(width)))
+        return from_raw(dtype, &shape, raw);
+    }
+    // The typed fields: ONNX keeps every type narrower than 32 bits (and f16/bf16 as bit
+    // patterns) in int32_data, u32/u64 in uint64_data.
+    let len = match dtype {
+        DType::F32 => t.float_data.len(),
+        DType::F64 => t.double_data.len(),
+        DType::I64 => t.int64_data.len(),
+        DType::U32 | DType::U64 => t.uint64_data.len(),
+        _ => t.int32_data.len(),
     };
-    let v = match t.data_type {
-        dt::FLOAT => {
-            let data: Vec<f32> = match from_raw(4)? {
-                Some(c) => c
-                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+    if len != n {
+        return Err(bad_len(len));
+    }
+    let i32s = &t.int32_data;
+    match dtype {
+        DType::F32 => Value::from_vec(&shape, t.float_data.clone()),
+        DType::F64 => Value::from_vec(&shape, t.double_data.clone()),
+        DType::I64 => Value::from_vec(&shape, t.int64_data.clone()),
+        DType::U32 => Value::from_vec(&shape, t.uint64_data.iter().map(|&v| v as u32).collect()),
+        DType::U64 => Value::from_vec(&shape, t.uint64_data.clone()),
+        DType::F16 => Value::from_vec(
+            &shape,
+            i32s.iter().map(|&v| f16::from_bits(v as u16)).collect(),
+        ),
+        DType::BF16 => Value::from_vec(
+            &shape,
+            i32s.iter().map(|&v| bf16::from_bits(v as u16)).collect(),
+        ),
+        DType::I8 => Value::from_vec(&shape, i32s.iter().map(|&v| v as i8).collect()),
+        DType::I16 => Value::from_vec(&shape, i32s.iter().map(|&v| v as i16).collect()),
+        DType::I32 => Value::from_vec(&shape, i32s.clone()),
+        DType::U8 => Value::from_vec(&shape, i32s.iter().map(|&v| v as u8).collect()),
+        DType::U16 => Value::from_vec(&shape, i32s.iter().map(|&v| v as u16).collect()),
+        DType::Bool => Value::from_vec(&shape, i32s.iter().map(|&v| v != 0).collect()),
+    }
+}
+
+/// Little-endian raw bytes (already checked to hold `shape`'s elements) to a value.
+fn from_raw(dtype: DType, shape: &[usize], raw: &[u8]) -> Result<Value> {
+    macro_rules! le {
+        ($t:ty, $w:literal) => {
+            Value::from_vec(
+                shape,
+                raw.chunks_exact($w)
+                    .map(|b| <$t>::from_le_bytes(b.try_into().expect("width")))
                     .collect(),
-                None => t.float_data.clone(),
-            };
-            if data.len() != n {
-                return Err(bad_len(data.len()));
-            }
-            Value::f32(&shape, data)?
+            )
+        };
+    }
+    match dtype {
+        DType::F32 => le!(f32, 4),
+        DType::F64 => le!(f64, 8),
+        DType::F16 => le!(f16, 2),
+        DType::BF16 => le!(bf16, 2),
+        DType::I8 => le!(i8, 1),
+        DType::I16 => le!(i16, 2),
+        DType::I32 => le!(i32, 4),
+        DType::I64 => le!(i64, 8),
+        DType::U8 => le!(u8, 1),
+        DType::U16 => le!(u16, 2),
+        DType::U32 => le!(u32, 4),
+        DType::U64 => le!(u64, 8),
+        DType::Bool => Value::from_vec(shape, raw.iter().map(|&b| b != 0).collect()),
+    }
+}
+
+/// A value as a `TensorProto` with raw little-endian data.
+pub fn from_value(name: &str, v: &Value) -> TensorProto {
+    fn bytes<T: Elem + ToLe>(a: &ndarray::ArrayD<T>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(a.len() * T::DTYPE.size());
+        for x in a.iter() {
+            x.put(&mut out);
         }
-        dt::DOUBLE => {
-            let data: Vec<f32> = match from_raw(8)? {
-                Some(c) => c
-                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                    .collect(),
-                None => t.double_data.iter().map(|&d| d as f32).collect(),
-            };
-            if data.len() != n {
-                return Err(bad_len(data.len()));
+        out
+    }
+    TensorProto {
+        dims: v.shape().iter().map(|&d| d as i64).collect(),
+        data_type: v.dtype().onnx(),
+        name: name.to_string(),
+        raw_data: with_array!(v, a => bytes(a)),
+        ..Default::default()
+    }
+}
+
+/// Little-endian encoding of one element.
+trait ToLe {
+    fn put(&self, out: &mut Vec<u8>);
+}
+macro_rules! to_le {
+    ($($t:ty),*) => {$(
+        impl ToLe for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
             }
-            Value::f32(&shape, data)?
         }
-        dt::INT64 => {
-            let data: Vec<i64> = match from_raw(8)? {
-                Some(c) => c
-                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                    .collect(),
-                None => t.int64_data.clone(),
-            };
-            if data.len() != n {
-                return Err(bad_len(data.len()));
-            }
-            Value::i64(&shape, data)?
+    )*};
+}
+to_le!(f32, f64, f16, bf16, i8, i16, i32, i64, u8, u16, u32, u64);
+impl ToLe for bool {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(*self as u8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dtype_round_trips_through_raw_data() {
+        for d in DType::ALL {
+            let v = Value::f32(&[2, 3], vec![0.0, 1.0, 2.0, 3.0, 0.0, 5.0])
+                .unwrap()
+                .cast(d);
+            let back = to_value(&from_value("t", &v), "t").unwrap();
+            assert_eq!(back, v, "{d}");
         }
-        dt::INT32 | dt::INT8 | dt::UINT8 | dt::BOOL => {
-            let width = match t.data_type {
-                dt::INT32 => 4,
-                _ => 1,
-            };
-            let data: Vec<i64> = match from_raw(width)? {
-                Some(c) => c
-                    .map(|b| match t.data_type {
-                        dt::INT32 => i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64,
-                        dt::INT8 => b[0] as i8 as i64,
-                        _ => b[0] as i64,
-                    })
-                    .collect(),
-                None => t.int32_data.iter().map(|&v| v as i64).collect(),
-            };
-            if data.len() != n {
-                return Err(bad_len(data.len()));
-            }
-            Value::i64(&shape, data)?
-        }
-        other => return Err(unsupported(format!("data type {other}"))),
-    };
-    Ok(v)
+    }
+
+    #[test]
+    fn typed_fields_of_narrow_types() {
+        let t = TensorProto {
+            dims: vec![3],
+            data_type: DType::F16.onnx(),
+            int32_data: vec![0x3c00, 0x4000, 0xbc00], // 1, 2, -1 as f16 bits
+            ..Default::default()
+        };
+        assert_eq!(
+            to_value(&t, "t").unwrap().to_f64_vec(),
+            vec![1.0, 2.0, -1.0]
+        );
+        let short = TensorProto { dims: vec![4], ..t };
+        assert!(to_value(&short, "t").is_err());
+    }
 }

@@ -79,6 +79,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
                 elem_type: data_type::FLOAT,
                 shape: Some(TensorShapeProto { dim }),
             }),
+            ..Default::default()
         }),
     }
 }

@@ -1,7 +1,7 @@
 //! Ops that split, broadcast, pad or generate tensors: Split, Expand, Range, ConstantOfShape,
 //! Pad (constant mode).
 use super::Ctx;
-use crate::{Result, Value};
+use crate::{map_array, Result, Value};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// Splits along `axis` into the sizes of input 1 (or `split`), or equally into `parts`.
@@ -39,14 +39,7 @@ pub fn split(
     let mut at = 0;
     for s in sizes {
         let sl = Slice::from(at..at + s);
-        out.push(match v {
-            Value::F32(a) => {
-                Value::F32(a.slice_axis(Axis(ax), sl).as_standard_layout().into_owned())
-            }
-            Value::I64(a) => {
-                Value::I64(a.slice_axis(Axis(ax), sl).as_standard_layout().into_owned())
-            }
-        });
+        out.push(map_array!(v, a => a.slice_axis(Axis(ax), sl).as_standard_layout().into_owned()));
         at += s;
     }
     Ok(out)
@@ -102,10 +95,7 @@ pub fn expand(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
     }
     ctx.sized("output", &shape)?;
     let bad = || ctx.err(format!("cannot expand {s:?} to {shape:?}"));
-    Ok(match v {
-        Value::F32(a) => Value::F32(a.broadcast(IxDyn(&shape)).ok_or_else(bad)?.to_owned()),
-        Value::I64(a) => Value::I64(a.broadcast(IxDyn(&shape)).ok_or_else(bad)?.to_owned()),
-    })
+    Ok(map_array!(v, a => a.broadcast(IxDyn(&shape)).ok_or_else(bad)?.to_owned()))
 }
 
 /// `start, start + delta, ...` below `limit` (scalars; f32 or i64 like the start).
@@ -113,10 +103,7 @@ pub fn range(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
     let start = ctx.input(inputs, 0)?;
     let scalar = |i: usize| -> Result<f64> {
         let v = ctx.input(inputs, i)?;
-        Ok(match v {
-            Value::F32(a) => a.iter().next().copied().unwrap_or(0.0) as f64,
-            Value::I64(a) => a.iter().next().copied().unwrap_or(0) as f64,
-        })
+        Ok(v.to_f64_vec().first().copied().unwrap_or(0.0))
     };
     let (s, l, d) = (scalar(0)?, scalar(1)?, scalar(2)?);
     if d == 0.0 {
@@ -127,10 +114,9 @@ pub fn range(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
     }
     // Finite, so the count saturates (never NaN) on its way to u128.
     let n = ctx.sized_wide("output", &[((l - s) / d).ceil().max(0.0) as u128])?[0];
-    Ok(match start {
-        Value::F32(_) => Value::f32(&[n], (0..n).map(|i| (s + i as f64 * d) as f32).collect())?,
-        Value::I64(_) => Value::i64(&[n], (0..n).map(|i| (s + i as f64 * d) as i64).collect())?,
-    })
+    // In f64, then to the start's type (integer ranges are exact below 2^53).
+    let seq = Value::from_vec(&[n], (0..n).map(|i| s + i as f64 * d).collect::<Vec<f64>>())?;
+    Ok(seq.cast(start.dtype()))
 }
 
 /// A tensor of the shape in input 0 filled with `value`.
@@ -142,16 +128,10 @@ pub fn constant_of_shape(inputs: &[Option<&Value>], value: &Value, ctx: Ctx) -> 
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| ctx.err(format!("shape {want:?} has a negative dim")))?;
     let shape = ctx.sized_wide("output", &wide)?;
-    Ok(match value {
-        Value::F32(a) => Value::F32(ArrayD::from_elem(
-            IxDyn(&shape),
-            a.iter().next().copied().unwrap_or(0.0),
-        )),
-        Value::I64(a) => Value::I64(ArrayD::from_elem(
-            IxDyn(&shape),
-            a.iter().next().copied().unwrap_or(0),
-        )),
-    })
+    Ok(map_array!(value, a => ArrayD::from_elem(
+        IxDyn(&shape),
+        a.iter().next().copied().unwrap_or_default(),
+    )))
 }
 
 /// Constant-mode Pad with pads from input 1 (`[begin..., end...]`), value from input 2.

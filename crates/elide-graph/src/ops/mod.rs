@@ -14,6 +14,8 @@ mod elementwise;
 mod generate;
 mod linalg;
 mod masked;
+pub mod math;
+pub mod operator;
 mod pool;
 mod resize;
 pub mod runs;
@@ -21,6 +23,7 @@ mod shape;
 pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
+pub mod typed;
 
 pub use binary::Binary;
 pub(crate) use conv::out_shape as conv_out_shape;
@@ -28,6 +31,7 @@ pub use conv::ConvOp;
 pub use conv_transpose::ConvTranspose;
 pub use elementwise::{batch_norm_affine, Unary};
 pub use masked::{eval_runs, eval_runs_in_place, worth_masking};
+pub use operator::{DeltaRule, Operator};
 pub use pool::{Pool, PoolKind};
 pub use resize::{CoordMode, NearestMode, Resize, ResizeMode};
 pub use shape::reshape_target;
@@ -116,10 +120,10 @@ pub enum Op {
         /// Axes from the attribute (None: from input 1, or all size-1 axes).
         axes: Option<Vec<i64>>,
     },
-    /// Convert between f32 and integers.
+    /// Convert to another element type.
     Cast {
-        /// Target is floating point.
-        to_float: bool,
+        /// The target type.
+        to: crate::DType,
     },
     /// Pass-through.
     Identity,
@@ -149,6 +153,8 @@ pub enum Op {
     Pad,
     /// A Gemm or MatMul with constant, mostly zero weights, run in CSR (built at load).
     SparseLinear(Box<SparseLinear>),
+    /// An op written against the [`Operator`] trait.
+    Dyn(std::sync::Arc<dyn Operator>),
 }
 
 impl Op {
@@ -183,8 +189,15 @@ impl Op {
             Op::ConstantOfShape { .. } => "ConstantOfShape",
             Op::Pad => "Pad",
             Op::SparseLinear(_) => "SparseLinear",
+            Op::Dyn(o) => o.name(),
         }
     }
+}
+
+/// Registers the import builders of the ops written against [`Operator`] (one line per op in
+/// each family's `register`).
+pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
+    math::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
@@ -320,7 +333,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
         Op::Gather { axis } => one(shape::gather(inputs, *axis, ctx)?),
         Op::Unsqueeze { axes } => one(shape::unsqueeze(inputs, axes.as_deref(), ctx)?),
         Op::Squeeze { axes } => one(shape::squeeze(inputs, axes.as_deref(), ctx)?),
-        Op::Cast { to_float } => one(shape::cast(ctx.input(inputs, 0)?, *to_float)),
+        Op::Cast { to } => one(ctx.input(inputs, 0)?.cast(*to)),
         Op::Identity => one(ctx.input(inputs, 0)?.clone()),
         Op::ConvTranspose(c) => one(Value::F32(c.apply(ctx.f32(inputs, 0)?, ctx)?)),
         Op::Resize(r) => one(Value::F32(resize(r, inputs, ctx)?)),
@@ -332,6 +345,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
         Op::ConstantOfShape { value } => one(generate::constant_of_shape(inputs, value, ctx)?),
         Op::Pad => one(generate::pad(inputs, ctx)?),
         Op::SparseLinear(s) => one(Value::F32(s.apply(inputs, ctx)?)),
+        Op::Dyn(o) => o.run(inputs, ctx),
     }
 }
 
@@ -368,10 +382,7 @@ fn resize_target(inputs: &[Option<&Value>], ctx: Ctx) -> Result<([usize; 2], [f3
         let (ho, wo) = (s[2] as u128, s[3] as u128);
         ([ho, wo], [ho as f32 / h as f32, wo as f32 / w as f32])
     } else if let Some(scales) = nonempty(2) {
-        let s: Vec<f32> = match scales {
-            Value::F32(a) => a.iter().copied().collect(),
-            Value::I64(a) => a.iter().map(|&v| v as f32).collect(),
-        };
+        let s: Vec<f32> = scales.to_f64_vec().iter().map(|&v| v as f32).collect();
         if s.len() != 4 || s[0] != 1.0 || s[1] != 1.0 {
             return Err(ctx.err(format!("scales {s:?}: only H and W may change")));
         }

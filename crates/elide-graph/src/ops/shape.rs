@@ -1,17 +1,11 @@
 //! Shape manipulation: the ops exporters emit around reshapes and shape arithmetic.
 use super::Ctx;
-use crate::{Result, Value};
+use crate::{map_array, Result, Value};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
-fn map<F32, I64>(v: &Value, f: F32, g: I64) -> Result<Value>
-where
-    F32: FnOnce(&ArrayD<f32>) -> Result<ArrayD<f32>>,
-    I64: FnOnce(&ArrayD<i64>) -> Result<ArrayD<i64>>,
-{
-    Ok(match v {
-        Value::F32(a) => Value::F32(f(a)?),
-        Value::I64(a) => Value::I64(g(a)?),
-    })
+/// `v` reshaped to `shape` (any element type).
+fn reshape_value(v: &Value, shape: &[usize]) -> Result<Value> {
+    Ok(map_array!(v, a => reshaped(a, shape)?))
 }
 
 fn reshaped<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
@@ -30,18 +24,14 @@ pub fn flatten(v: &Value, axis: i64, ctx: Ctx) -> Result<Value> {
     };
     let rows: usize = s[..ax].iter().product();
     let cols: usize = s[ax..].iter().product();
-    map(
-        v,
-        |a| reshaped(a, &[rows, cols]),
-        |a| reshaped(a, &[rows, cols]),
-    )
+    reshape_value(v, &[rows, cols])
 }
 
 /// Reshape to input 1's shape (0 copies, -1 infers).
 pub fn reshape(inputs: &[Option<&Value>], allowzero: bool, ctx: Ctx) -> Result<Value> {
     let v = ctx.input(inputs, 0)?;
     let shape = reshape_target(inputs, allowzero, ctx)?;
-    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+    reshape_value(v, &shape)
 }
 
 /// The shape Reshape produces (the executor reshapes a dying input without copying).
@@ -94,23 +84,14 @@ pub fn transpose(v: &Value, perm: &[usize], ctx: Ctx) -> Result<Value> {
     if seen != (0..rank).collect::<Vec<_>>() {
         return Err(ctx.err(format!("perm {perm:?} is not a permutation of {rank} axes")));
     }
-    map(
-        v,
-        |a| match a.as_slice() {
-            Some(src) => Ok(transpose_f32(src, a.shape(), &perm, ctx)?),
-            None => Ok(a
-                .view()
-                .permuted_axes(IxDyn(&perm))
-                .as_standard_layout()
-                .into_owned()),
-        },
-        |a| {
-            Ok(a.view()
-                .permuted_axes(IxDyn(&perm))
-                .as_standard_layout()
-                .into_owned())
-        },
-    )
+    if let Some(src) = v.as_f32().and_then(|a| a.as_slice()) {
+        return Ok(Value::F32(transpose_f32(src, v.shape(), &perm, ctx)?));
+    }
+    Ok(map_array!(v, a => a
+        .view()
+        .permuted_axes(IxDyn(&perm))
+        .as_standard_layout()
+        .into_owned()))
 }
 
 /// A contiguous f32 array permuted into a buffer from the arena: output rows in order, each a
@@ -188,7 +169,7 @@ fn concat_f32(
     ArrayD::from_shape_vec(IxDyn(&shape), out)
 }
 
-/// Joins the present inputs along `axis` (all f32 or all i64).
+/// Joins the present inputs along `axis` (all of one element type).
 pub fn concat(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
     let vals: Vec<&Value> = inputs.iter().flatten().copied().collect();
     let first = vals.first().ok_or_else(|| ctx.err("no inputs"))?;
@@ -204,29 +185,33 @@ pub fn concat(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
         let shapes: Vec<_> = vals.iter().map(|v| v.shape().to_vec()).collect();
         ctx.err(format!("cannot concatenate {shapes:?} on axis {ax}: {e}"))
     };
-    Ok(match first {
-        Value::F32(_) => {
-            let views: Vec<_> = vals
-                .iter()
-                .map(|v| {
-                    v.as_f32()
-                        .map(|a| a.view())
-                        .ok_or_else(|| ctx.err("mixed element types"))
-                })
-                .collect::<Result<_>>()?;
-            Value::F32(concat_f32(&views, ax, ctx).map_err(err)?)
-        }
-        Value::I64(_) => {
-            let views: Vec<_> = vals
-                .iter()
-                .map(|v| match v {
-                    Value::I64(a) => Ok(a.view()),
-                    _ => Err(ctx.err("mixed element types")),
-                })
-                .collect::<Result<_>>()?;
-            Value::I64(ndarray::concatenate(Axis(ax), &views).map_err(err)?)
-        }
-    })
+    if let Some(d) = vals.iter().find(|v| v.dtype() != first.dtype()) {
+        return Err(ctx.err(format!(
+            "mixed element types: {} and {}",
+            first.dtype(),
+            d.dtype()
+        )));
+    }
+    if let Value::F32(_) = first {
+        let views: Vec<_> = vals
+            .iter()
+            .filter_map(|v| v.as_f32())
+            .map(|a| a.view())
+            .collect();
+        return Ok(Value::F32(concat_f32(&views, ax, ctx).map_err(err)?));
+    }
+    fn join<T: crate::Elem>(
+        vals: &[&Value],
+        ax: usize,
+    ) -> std::result::Result<ArrayD<T>, ndarray::ShapeError> {
+        let views: Vec<_> = vals
+            .iter()
+            .filter_map(|v| T::view(v))
+            .map(|a| a.view())
+            .collect();
+        ndarray::concatenate(Axis(ax), &views)
+    }
+    Ok(map_array!(first, _a => join(&vals, ax).map_err(err)?))
 }
 
 /// ONNX Slice (opset 10+): starts, ends, optional axes and steps as inputs.
@@ -279,24 +264,13 @@ pub fn slice(inputs: &[Option<&Value>], ctx: Ctx) -> Result<Value> {
         };
         slices.push((ax, sl));
     }
-    let cut = |a: ArrayD<f32>| -> ArrayD<f32> {
+    Ok(map_array!(v, a => {
         let mut view = a.view();
         for &(ax, sl) in &slices {
             view.slice_axis_inplace(Axis(ax), sl);
         }
         view.as_standard_layout().into_owned()
-    };
-    let cut_i = |a: ArrayD<i64>| -> ArrayD<i64> {
-        let mut view = a.view();
-        for &(ax, sl) in &slices {
-            view.slice_axis_inplace(Axis(ax), sl);
-        }
-        view.as_standard_layout().into_owned()
-    };
-    Ok(match v {
-        Value::F32(a) => Value::F32(cut(a.clone())),
-        Value::I64(a) => Value::I64(cut_i(a.clone())),
-    })
+    }))
 }
 
 /// The shape as a 1-D i64 tensor, dims `start..end`.
@@ -332,11 +306,7 @@ pub fn gather(inputs: &[Option<&Value>], axis: i64, ctx: Ctx) -> Result<Value> {
     out_shape.extend_from_slice(&v.shape()[ax + 1..]);
     // Many indices into a large axis multiply the data.
     ctx.sized("output", &out_shape)?;
-    map(
-        v,
-        |a| reshaped(&a.select(Axis(ax), &idx), &out_shape),
-        |a| reshaped(&a.select(Axis(ax), &idx), &out_shape),
-    )
+    Ok(map_array!(v, a => reshaped(&a.select(Axis(ax), &idx), &out_shape)?))
 }
 
 fn axes_from(inputs: &[Option<&Value>], attr: Option<&[i64]>) -> Option<Vec<i64>> {
@@ -358,7 +328,7 @@ pub fn unsqueeze(inputs: &[Option<&Value>], attr: Option<&[i64]>, ctx: Ctx) -> R
     for a in axes {
         shape.insert(a, 1);
     }
-    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
+    reshape_value(v, &shape)
 }
 
 /// Removes size-1 axes (the given ones, or all).
@@ -379,14 +349,5 @@ pub fn squeeze(inputs: &[Option<&Value>], attr: Option<&[i64]>, ctx: Ctx) -> Res
         .filter(|i| !drop.contains(i))
         .map(|i| s[i])
         .collect();
-    map(v, |a| reshaped(a, &shape), |a| reshaped(a, &shape))
-}
-
-/// Converts between f32 and integers (truncating toward zero).
-pub fn cast(v: &Value, to_float: bool) -> Value {
-    match (v, to_float) {
-        (Value::F32(a), false) => Value::I64(a.mapv(|x| x as i64)),
-        (Value::I64(a), true) => Value::F32(a.mapv(|x| x as f32)),
-        _ => v.clone(),
-    }
+    reshape_value(v, &shape)
 }
