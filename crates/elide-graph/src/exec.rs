@@ -262,7 +262,7 @@ impl Graph {
                     v.dtype()
                 )));
             }
-            if let Value::F32(a) = v {
+            if let (Value::F32(a), false) = (v, self.accept_non_finite) {
                 if let Some(i) = first_non_finite(a) {
                     return Err(GraphError::Model(format!(
                         "input '{name}' holds a non-finite value at flat index {i}"

@@ -51,6 +51,10 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// Buffers freed by earlier nodes and runs, reused for op outputs.
     pub arena: Arena,
+    /// Whether f32 inputs may hold NaN or infinities (`false`, the default: such an input is
+    /// refused, since a camera frame or a feature map never should; ONNX's own semantics,
+    /// which the conformance runner uses, let them through).
+    pub accept_non_finite: bool,
 }
 
 impl Graph {
