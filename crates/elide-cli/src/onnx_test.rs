@@ -13,6 +13,10 @@ pub struct OnnxTestArgs {
     /// Test folders, or folders of test folders (e.g. the ONNX node tests).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
+    /// Run this model on each DIR's test_data_set_* (DIRs then need no model.onnx): for
+    /// checking a model of your own against reference outputs.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Relative tolerance (ONNX's backend runner: 1e-3).
     #[arg(long, default_value_t = 1e-3)]
     rtol: f64,
@@ -83,6 +87,18 @@ fn read_tolerances(path: &Path) -> Result<HashMap<String, Tolerance>> {
 /// Runs the command.
 pub fn run(a: &OnnxTestArgs) -> Result<()> {
     let mut dirs = Vec::new();
+    if let Some(model) = &a.model {
+        let tol = Tolerance {
+            rtol: a.rtol,
+            atol: a.atol,
+        };
+        let outs: Vec<Outcome> = a
+            .dirs
+            .iter()
+            .map(|d| conformance::run_model(model, d, tol))
+            .collect();
+        return report(a, &outs);
+    }
     for d in &a.dirs {
         let found =
             conformance::find_tests(d).with_context(|| format!("listing {}", d.display()))?;
@@ -113,7 +129,12 @@ pub fn run(a: &OnnxTestArgs) -> Result<()> {
         |_| bar.inc(1),
     );
     bar.finish_and_clear();
-    for o in &outcomes {
+    report(a, &outcomes)
+}
+
+/// Prints the outcomes and totals, writes the JSON, checks `--expect`.
+fn report(a: &OnnxTestArgs, outcomes: &[Outcome]) -> Result<()> {
+    for o in outcomes {
         if !a.quiet || o.status != Status::Pass {
             println!("{:<11} {}{}", label(o.status), o.name, message(o));
         }
@@ -130,7 +151,7 @@ pub fn run(a: &OnnxTestArgs) -> Result<()> {
         count(Status::Unsupported)
     );
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&outcomes)?)
+        std::fs::write(p, serde_json::to_string_pretty(outcomes)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &a.expect {

@@ -13,6 +13,8 @@ pub const SPARSE_MIN_ZEROS: f64 = crate::ops::sparse_linear::CSR_FROM_MANY_ROWS;
 /// (batch-norms, affines), fused (activations), and how many products became sparse.
 pub fn optimize(g: &mut Graph) -> Result<[usize; 4]> {
     let folded = fold_constants(g)?;
+    // Lowering: convs whose weights folding made constant get their prepared kernels.
+    crate::ops::lower_convs(g)?;
     // Batch-norms and affines fold in either order (a ConvTranspose's bias Add before its
     // batch-norm, a Mul after a conv's): repeat until neither finds more.
     let (mut bn, mut affine) = (0, 0);

@@ -12,6 +12,8 @@ pub mod registry;
 pub mod tensor;
 pub mod write;
 
+pub(crate) use node::conv_layer;
+
 use crate::graph::{DType, Graph, Input, ValueId};
 use crate::ops::MAX_ELEMENTS;
 use crate::{GraphError, Result};

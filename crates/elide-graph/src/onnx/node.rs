@@ -45,7 +45,7 @@ pub(super) fn build(
     opset: i64,
     build: Build,
 ) -> Result<()> {
-    let (inputs, outputs) = wire(b, n, name)?;
+    let (mut inputs, mut outputs) = wire(b, n, name)?;
     let op = build(&NodeCtx {
         node: n,
         name,
@@ -53,6 +53,12 @@ pub(super) fn build(
         inputs: &inputs,
         constants: &b.graph.constants,
     })?;
+    // The one-input ops of the fused enum (a Clip with its constant bounds folded in, a
+    // Dropout as Identity) read and write their data only, as the passes expect.
+    if matches!(op, Op::Unary(_) | Op::Identity) {
+        inputs.truncate(1);
+        outputs.truncate(1);
+    }
     push(b, n, name, op, inputs, outputs)
 }
 
@@ -377,26 +383,45 @@ fn conv(
     inputs: &[Option<usize>],
     invalid: &dyn Fn(String) -> GraphError,
 ) -> Result<Op> {
-    let a = Attrs::new(
-        n,
-        name,
-        &[
-            "auto_pad",
-            "dilations",
-            "group",
-            "kernel_shape",
-            "pads",
-            "strides",
-        ],
-    )?;
-    let weight = inputs
-        .get(1)
-        .copied()
-        .flatten()
-        .and_then(|id| b.graph.constants.get(&id))
-        .ok_or_else(|| {
-            a.unsupported("weights computed at run time (elide needs constant conv weights)")
-        })?;
+    Attrs::new(n, name, CONV_ATTRS)?;
+    let constant = |i: usize| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|id| b.graph.constants.get(&id))
+    };
+    let bias_known = inputs.get(2).copied().flatten().is_none() || constant(2).is_some();
+    match constant(1) {
+        Some(w) if bias_known => conv_layer(n, name, w, constant(2), invalid),
+        // Weights (or bias) computed at run time: built per run until a lowering pass finds
+        // them constant (after folding).
+        _ => Ok(Op::Dyn(std::sync::Arc::new(crate::ops::RuntimeConv::new(
+            n.clone(),
+            name,
+        )))),
+    }
+}
+
+/// The attributes Conv understands.
+const CONV_ATTRS: &[&str] = &[
+    "auto_pad",
+    "dilations",
+    "group",
+    "kernel_shape",
+    "pads",
+    "strides",
+];
+
+/// A Conv node's kernels layer from its attributes, weights and bias.
+pub(crate) fn conv_layer(
+    n: &NodeProto,
+    name: &str,
+    weight: &Value,
+    bias: Option<&Value>,
+    invalid: &dyn Fn(String) -> GraphError,
+) -> Result<Op> {
+    let a = Attrs::new(n, name, CONV_ATTRS)?;
     let Value::F32(w) = weight else {
         return Err(invalid(format!("weights are {}", weight.dtype())));
     };
@@ -456,12 +481,10 @@ fn conv(
             right: pads[3],
         });
     let wt = Tensor::from_vec([cout, cin_g, kh, kw], w.iter().copied().collect())?;
-    let bias: Option<Vec<f32>> = match inputs.get(2).copied().flatten() {
+    let bias: Option<Vec<f32>> = match bias {
         None => None,
-        Some(id) => match b.graph.constants.get(&id) {
-            Some(Value::F32(v)) => Some(v.iter().copied().collect()),
-            _ => return Err(a.unsupported("bias computed at run time or not f32")),
-        },
+        Some(Value::F32(v)) => Some(v.iter().copied().collect()),
+        Some(v) => return Err(invalid(format!("bias is {}", v.dtype()))),
     };
     let conv = Conv2d::new(&wt, bias.as_deref(), params, Activation::None)
         .map_err(|e| invalid(e.to_string()))?;

@@ -85,6 +85,52 @@ impl Unary {
         ArrayD::from_shape_vec(x.raw_dim(), out).expect("same length as the input")
     }
 
+    /// The f64 form of [`Unary::eval`], for f64 inputs.
+    pub fn eval_f64(&self, x: f64) -> f64 {
+        match *self {
+            Unary::Relu => x.max(0.0),
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::Tanh => x.tanh(),
+            Unary::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+            Unary::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Unary::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha as f64 * x
+                }
+            }
+            Unary::Clip { min, max } => x.max(min as f64).min(max as f64),
+        }
+    }
+
+    /// Applies to a value of any type ONNX allows for the op: f64 in f64, f16/bf16 through
+    /// f32, and Relu and Clip on integers (Clip's bounds are f32 here only when they came as
+    /// f32 constants, so an integer input has infinite ones). Other types are an error.
+    pub fn apply_value(&self, v: &Value, ctx: Ctx) -> Result<Value> {
+        if let Value::F32(a) = v {
+            return Ok(Value::F32(self.apply(a, ctx)));
+        }
+        if let Some(out) = super::typed::map_float(v, |x| self.eval(x), |x| self.eval_f64(x)) {
+            return Ok(out);
+        }
+        match (self, v.dtype()) {
+            (Unary::Relu, d) if d.is_int() => Ok(crate::map_array!(v, a => a.mapv(|x| {
+                use crate::Elem;
+                if x.to_i64() < 0 { Elem::from_i64(0) } else { x }
+            }))),
+            (Unary::Clip { min, max }, d)
+                if d.is_int() && min.is_infinite() && max.is_infinite() =>
+            {
+                Ok(v.clone())
+            }
+            _ => Err(ctx.err(format!(
+                "input 0 is {}, which this op does not take",
+                v.dtype()
+            ))),
+        }
+    }
+
     /// Applies in place, in parallel chunks; the kernels' vectorised activations where one
     /// matches.
     pub fn apply_slice(&self, xs: &mut [f32]) {

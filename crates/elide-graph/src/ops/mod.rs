@@ -8,8 +8,11 @@
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
 mod binary;
+mod clip;
 mod conv;
+mod conv_runtime;
 mod conv_transpose;
+mod dropout;
 mod elementwise;
 mod generate;
 mod linalg;
@@ -28,6 +31,7 @@ pub mod typed;
 pub use binary::Binary;
 pub(crate) use conv::out_shape as conv_out_shape;
 pub use conv::ConvOp;
+pub use conv_runtime::{lower_convs, RuntimeConv};
 pub use conv_transpose::ConvTranspose;
 pub use elementwise::{batch_norm_affine, Unary};
 pub use masked::{eval_runs, eval_runs_in_place, worth_masking};
@@ -197,6 +201,8 @@ impl Op {
 /// Registers the import builders of the ops written against [`Operator`] (one line per op in
 /// each family's `register`).
 pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
+    clip::register(r);
+    dropout::register(r);
     math::register(r);
 }
 
@@ -302,7 +308,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
     match op {
         Op::Conv(c) => one(c.run_borrowed(ctx.f32(inputs, 0)?, ctx)?),
         Op::BatchNorm { eps } => one(elementwise::batch_norm(inputs, *eps, ctx)?),
-        Op::Unary(u) => one(Value::F32(u.apply(ctx.f32(inputs, 0)?, ctx))),
+        Op::Unary(u) => one(u.apply_value(ctx.input(inputs, 0)?, ctx)?),
         Op::Binary(b) => one(b.apply(ctx.input(inputs, 0)?, ctx.input(inputs, 1)?, ctx)?),
         Op::Pool(p) => one(Value::F32(p.apply(ctx.f32(inputs, 0)?, ctx)?)),
         Op::GlobalAveragePool => one(Value::F32(pool::global_average(ctx.f32(inputs, 0)?, ctx)?)),
