@@ -6,6 +6,7 @@
 //! or in Constant nodes. An op, attribute or data type elide does not implement is an error
 //! that names the node, the op, its domain and the opset.
 pub mod attrs;
+pub mod control;
 mod node;
 pub mod proto;
 pub mod registry;
@@ -67,6 +68,21 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
             "the graph declares no outputs: running it would compute nothing".into(),
         ));
     }
+    import_graph(&g, &model.opset_import, &[])
+}
+
+/// Imports a graph (the model's, or a control-flow op's subgraph): its initializers, inputs,
+/// then `captures` (values of enclosing graphs it reads, fed as extra inputs after its own),
+/// nodes and outputs.
+pub(crate) fn import_graph(
+    g: &proto::GraphProto,
+    opsets: &[proto::OperatorSetIdProto],
+    captures: &[String],
+) -> Result<Graph> {
+    let opset = opsets
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(OPSETS.1, |o| o.version);
     let mut b = Builder::default();
     for t in &g.initializer {
         let id = b.id(&t.name);
@@ -83,6 +99,16 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
             .map_err(|first| GraphError::Model(format!("{first} is declared twice")))?;
         b.graph.inputs.push(input(id, i)?);
     }
+    for c in captures {
+        let id = b.id(c);
+        if b.produce(id, format!("captured value '{c}'")).is_ok() {
+            b.graph.inputs.push(Input {
+                id,
+                shape: vec![],
+                dtype: None,
+            });
+        }
+    }
     for (k, n) in g.node.iter().enumerate() {
         let name = if n.name.is_empty() {
             n.output
@@ -96,16 +122,30 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
         let version = if default {
             Some(opset)
         } else {
-            model
-                .opset_import
+            opsets
                 .iter()
                 .find(|o| o.domain == n.domain)
                 .map(|o| o.version)
         };
+        // A node with subgraphs reads, besides its inputs, the enclosing values they use:
+        // they become extra inputs, so liveness and the executor see them.
+        let free = control::free_names(n);
+        let with_captures;
+        let n = if free.is_empty() {
+            n
+        } else {
+            with_captures = proto::NodeProto {
+                input: n.input.iter().chain(&free).cloned().collect(),
+                ..n.clone()
+            };
+            &with_captures
+        };
         let found = version.and_then(|v| registry::registry().find(&n.domain, &n.op_type, v));
         match found {
             Some(registry::Import::Legacy) => node::import(&mut b, n, &name, opset)?,
-            Some(registry::Import::Op(build)) => node::build(&mut b, n, &name, opset, build)?,
+            Some(registry::Import::Op(build)) => {
+                node::build(&mut b, n, &name, opset, opsets, &free, build)?
+            }
             None => {
                 let domain = if default {
                     "ai.onnx"

@@ -43,6 +43,8 @@ pub(super) fn build(
     n: &NodeProto,
     name: &str,
     opset: i64,
+    opsets: &[super::proto::OperatorSetIdProto],
+    captures: &[String],
     build: Build,
 ) -> Result<()> {
     let (mut inputs, mut outputs) = wire(b, n, name)?;
@@ -50,6 +52,8 @@ pub(super) fn build(
         node: n,
         name,
         opset,
+        opsets,
+        captures,
         inputs: &inputs,
         constants: &b.graph.constants,
     })?;

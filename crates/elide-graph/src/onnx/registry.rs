@@ -22,6 +22,10 @@ pub struct NodeCtx<'a> {
     pub name: &'a str,
     /// The model's opset for the node's domain.
     pub opset: i64,
+    /// Every opset the model imports (for subgraphs).
+    pub opsets: &'a [super::proto::OperatorSetIdProto],
+    /// Values of enclosing graphs that the node's subgraphs read, appended to its inputs.
+    pub captures: &'a [String],
     pub(super) inputs: &'a [Option<ValueId>],
     pub(super) constants: &'a HashMap<ValueId, Value>,
 }

@@ -9,6 +9,7 @@
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
 mod binary;
 mod clip;
+mod control_flow;
 mod conv;
 mod conv_runtime;
 mod conv_transpose;
@@ -202,6 +203,7 @@ impl Op {
 /// each family's `register`).
 pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     clip::register(r);
+    control_flow::register(r);
     dropout::register(r);
     math::register(r);
 }
