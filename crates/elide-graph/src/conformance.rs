@@ -284,7 +284,7 @@ mod tests {
         let d = [Dim::Fixed(2), Dim::Fixed(3)];
         w.input("x", &d)
             .output("y", &d)
-            .node("Relu", "r", &["x"], &["y"], vec![]);
+            .node("Relu", &["x"], &["y"], vec![]);
         w.save(dir.join("model.onnx")).unwrap();
         let x = Value::f32(&[2, 3], vec![-1.0, 2.0, -3.0, 4.0, 0.5, -0.0]).unwrap();
         let mut want = vec![Value::f32(&[2, 3], vec![0.0, 2.0, 0.0, 4.0, 0.5, 0.0]).unwrap()];
