@@ -440,7 +440,8 @@ mod tests {
         let shape = [3usize, 5, 2];
         let data: Vec<f64> = (0..30).map(|i| ((i * 7) % 11) as f64 * 0.5 - 2.0).collect();
         let x = Value::from_vec(&shape, data.clone()).unwrap();
-        let cases: [(ReduceKind, f64, fn(f64, f64) -> f64); 4] = [
+        type Case = (ReduceKind, f64, fn(f64, f64) -> f64);
+        let cases: [Case; 4] = [
             (ReduceKind::Sum, 0.0, |a, b| a + b),
             (ReduceKind::Max, f64::NEG_INFINITY, f64::max),
             (ReduceKind::Min, f64::INFINITY, f64::min),
