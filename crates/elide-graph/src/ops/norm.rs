@@ -146,7 +146,10 @@ impl Operator for Norm {
                 let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
                 let scale = broadcast_to(input(inputs, 1, &FLOATS, ctx)?, &shape, "scale", ctx)?;
                 let bias = match inputs.get(2).copied().flatten() {
-                    Some(b) if !*rms => Some(broadcast_to(b, &shape, "bias", ctx)?),
+                    Some(_) if !*rms => {
+                        let b = input(inputs, 2, &FLOATS, ctx)?;
+                        Some(broadcast_to(b, &shape, "bias", ctx)?)
+                    }
                     _ => None,
                 };
                 let mut y = x;
@@ -481,7 +484,17 @@ mod tests {
         assert_eq!(o[1].dtype(), DType::F64);
         assert_eq!(o[1].shape(), &[1, 1]);
         let bad = Value::f32(&[2], vec![1., 1.]).unwrap();
-        assert!(norm(all, 0.0).run(&[Some(&x), Some(&bad)], ctx()).is_err());
+        assert!(norm(all.clone(), 0.0)
+            .run(&[Some(&x), Some(&bad)], ctx())
+            .is_err());
+        let int_bias = Value::i64(&[1], vec![0]).unwrap();
+        let e = norm(all, 0.0)
+            .run(&[Some(&x), Some(&one), Some(&int_bias)], ctx())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("i64") || e.to_string().contains("int64"),
+            "{e}"
+        );
     }
 
     #[test]
