@@ -320,7 +320,7 @@ mod tests {
     fn a_perturbed_output_fails() {
         let dir = folder("perturbed", |w| {
             let mut v = w[0].to_f64_vec();
-            v[3] += 0.01; // outside 1e-7 + 1e-3 * |4.01|
+            v[3] += 4.0 * 1e-3 * 1.01; // just outside rtol * |x| of either side
             w[0] = Value::f32(&[2, 3], v.iter().map(|&x| x as f32).collect()).unwrap();
         });
         assert_eq!(status(&dir), Status::Fail);

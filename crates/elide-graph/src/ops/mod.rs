@@ -7,6 +7,7 @@
 //!
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
+mod arg_topk;
 mod binary;
 mod clip;
 mod control_flow;
@@ -19,11 +20,14 @@ mod generate;
 mod linalg;
 mod masked;
 pub mod math;
+pub mod norm;
 pub mod operator;
 mod pool;
+pub mod reduce;
 mod resize;
 pub mod runs;
 mod shape;
+mod softmax_like;
 pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
@@ -206,6 +210,10 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     control_flow::register(r);
     dropout::register(r);
     math::register(r);
+    reduce::register(r);
+    arg_topk::register(r);
+    softmax_like::register(r);
+    norm::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
