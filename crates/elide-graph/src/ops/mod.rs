@@ -7,7 +7,10 @@
 //!
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
+pub mod arith;
 mod binary;
+pub mod cast_like;
+pub mod compare;
 mod conv;
 mod conv_transpose;
 mod elementwise;
@@ -24,6 +27,7 @@ pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
 pub mod typed;
+pub mod variadic;
 
 pub use binary::Binary;
 pub(crate) use conv::out_shape as conv_out_shape;
@@ -198,6 +202,10 @@ impl Op {
 /// each family's `register`).
 pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     math::register(r);
+    arith::register(r);
+    compare::register(r);
+    variadic::register(r);
+    cast_like::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
