@@ -562,6 +562,11 @@ pub(crate) mod tests {
         );
         let t = Value::from_vec(&[1], vec![true]).unwrap();
         assert!(run(&p, &t, &e).unwrap_err().to_string().contains("bool"));
-        assert!(run(&p, &fb, &Value::from_vec(&[4], vec![1.0f32; 4]).unwrap()).is_err());
+        assert!(run(
+            &p,
+            &fb,
+            &Value::from_vec(&[3, 4], vec![1.0f32; 12]).unwrap()
+        )
+        .is_err());
     }
 }
