@@ -2,7 +2,7 @@
 //! bool outputs), bool logic (`And`, `Or`, `Xor`, `Not`), integer bit operations
 //! (`BitwiseAnd`/`Or`/`Xor`/`Not`, `BitShift` on unsigned types) and `Where`. Binary and
 //! ternary ops broadcast as numpy does.
-use super::arith::{numeric_pair, pair_err, zip_checked};
+use super::arith::{numeric_pair, pair_err};
 use super::operator::Operator;
 use super::typed::{broadcast_shape, input, zip_map};
 use super::{Ctx, Op};
@@ -133,19 +133,13 @@ fn bits<T>(f: Bits, a: &ArrayD<T>, b: &ArrayD<T>, ctx: Ctx) -> Result<Value>
 where
     T: Elem + BitAnd<Output = T> + BitOr<Output = T> + BitXor<Output = T>,
 {
-    let out = zip_checked(
-        a,
-        b,
-        |x: T, y: T| match f {
-            Bits::And => Some(x & y),
-            Bits::Or => Some(x | y),
-            Bits::Xor => Some(x ^ y),
-            Bits::ShiftLeft | Bits::ShiftRight => None,
-        },
-        "shifts take unsigned integers",
-        ctx,
-    )?;
-    Ok(T::wrap(out))
+    let g: fn(T, T) -> T = match f {
+        Bits::And => |x, y| x & y,
+        Bits::Or => |x, y| x | y,
+        Bits::Xor => |x, y| x ^ y,
+        Bits::ShiftLeft | Bits::ShiftRight => return Err(ctx.err("shifts take unsigned integers")),
+    };
+    Ok(T::wrap(zip_map(a, b, g, ctx)?))
 }
 
 fn shifts<T: Elem + Shift>(left: bool, a: &ArrayD<T>, b: &ArrayD<T>, ctx: Ctx) -> Result<Value> {
@@ -579,5 +573,46 @@ mod tests {
             ]
         )
         .is_err());
+    }
+
+    /// Imports a one-node model over inputs `a`, `b` (and `c` for three inputs).
+    fn import(
+        op: &str,
+        inputs: usize,
+        attrs: Vec<crate::onnx::proto::AttributeProto>,
+    ) -> Result<crate::Graph> {
+        use crate::onnx::write::{Dim, ModelWriter};
+        let names = ["a", "b", "c"];
+        let d = [Dim::Fixed(2)];
+        let mut w = ModelWriter::new("t", 18);
+        for n in &names[..inputs] {
+            w.input(n, &d);
+        }
+        w.output("y", &d).node(op, &names[..inputs], &["y"], attrs);
+        crate::onnx::from_bytes(&w.to_bytes())
+    }
+
+    #[test]
+    fn import_refuses_bad_attributes_and_arity() {
+        use crate::onnx::proto::{attr_type, AttributeProto};
+        use crate::onnx::write::attr_int;
+        let dir = |s: &str| AttributeProto {
+            name: "direction".into(),
+            r#type: attr_type::STRING,
+            s: s.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        assert!(import("BitShift", 2, vec![dir("LEFT")]).is_ok());
+        assert!(import("BitShift", 2, vec![dir("UP")]).is_err());
+        assert!(import("BitShift", 2, vec![]).is_err());
+        assert!(import("Mod", 2, vec![attr_int("fmod", 1)]).is_ok());
+        assert!(import("Mod", 2, vec![attr_int("fmod", 2)]).is_err());
+        assert!(import("CastLike", 2, vec![attr_int("saturate", 0)]).is_ok());
+        assert!(import("CastLike", 2, vec![attr_int("saturate", 3)]).is_err());
+        assert!(import("Equal", 2, vec![attr_int("broadcast", 1)]).is_err());
+        assert!(import("Where", 2, vec![]).is_err());
+        assert!(import("Where", 3, vec![]).is_ok());
+        assert!(import("Max", 3, vec![]).is_ok());
+        assert!(import("Pow", 3, vec![]).is_err());
     }
 }
