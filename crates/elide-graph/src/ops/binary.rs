@@ -3,7 +3,8 @@
 //! The shapes real CNNs use — equal shapes (residual adds) and one operand holding a scalar
 //! or one value per channel (SE-block scales, normalisation) — run as contiguous loops split
 //! across threads, in place when the executor hands over a dying operand, else into a buffer
-//! from the graph's arena. Anything else goes through `ndarray` broadcasting.
+//! from the graph's arena. Anything else goes through `ndarray` broadcasting; the other
+//! element types take the generic path of [`super::arith`].
 use super::elementwise::co_broadcast;
 use super::Ctx;
 use crate::{GraphError, Result, Value};
@@ -54,34 +55,14 @@ impl Binary {
         }
     }
 
-    /// Numpy broadcasting on f32, or on i64 (shape arithmetic), into a new value.
+    /// Numpy broadcasting into a new value: f32 on the fast paths, every other numeric
+    /// type through [`super::arith`].
     pub fn apply(&self, a: &Value, b: &Value, ctx: Ctx) -> Result<Value> {
         Ok(match (a, b) {
             (Value::F32(a), Value::F32(b)) => Value::F32(self.f32(a, b, ctx)?),
-            (Value::I64(a), Value::I64(b)) => {
-                if *self == Binary::Div && b.iter().any(|&v| v == 0) {
-                    return Err(ctx.err("integer division by zero"));
-                }
-                let (a, b) = co_broadcast(a, b).map_err(|e| broadcast_err(a, b, e, ctx))?;
-                ctx.sized("output", a.shape())?;
-                let mut out = a.to_owned();
-                Zip::from(&mut out).and(&b).for_each(|o, &b| {
-                    *o = match self {
-                        Binary::Add => *o + b,
-                        Binary::Sub => *o - b,
-                        Binary::Mul => *o * b,
-                        Binary::Div => *o / b,
-                    }
-                });
-                Value::I64(out)
-            }
-            _ => {
-                return Err(ctx.err(format!(
-                    "mixed element types {} and {}",
-                    a.dtype(),
-                    b.dtype()
-                )))
-            }
+            // Every other type (integers wrap, integer division truncates toward zero and
+            // refuses a zero divisor), and mixed types as an error.
+            _ => super::arith::binary(*self, a, b, ctx)?,
         })
     }
 

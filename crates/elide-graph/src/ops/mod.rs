@@ -8,8 +8,11 @@
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
 mod arg_topk;
+pub mod arith;
 mod binary;
+pub mod cast_like;
 mod clip;
+pub mod compare;
 mod control_flow;
 mod conv;
 mod conv_runtime;
@@ -32,6 +35,7 @@ pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
 pub mod typed;
+pub mod variadic;
 
 pub use binary::Binary;
 pub(crate) use conv::out_shape as conv_out_shape;
@@ -214,6 +218,10 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     arg_topk::register(r);
     softmax_like::register(r);
     norm::register(r);
+    arith::register(r);
+    compare::register(r);
+    variadic::register(r);
+    cast_like::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
