@@ -7,11 +7,14 @@
 //!
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
+mod activation;
 mod binary;
 mod conv;
 mod conv_transpose;
 mod elementwise;
 mod generate;
+mod index_misc;
+mod indexing;
 mod linalg;
 mod masked;
 pub mod math;
@@ -19,11 +22,16 @@ pub mod operator;
 mod pool;
 mod resize;
 pub mod runs;
+mod scatter;
 mod shape;
+mod shape_misc;
+mod space_depth;
 pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
+mod tile_gather;
 pub mod typed;
+mod upsample;
 
 pub use binary::Binary;
 pub(crate) use conv::out_shape as conv_out_shape;
@@ -198,6 +206,13 @@ impl Op {
 /// each family's `register`).
 pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     math::register(r);
+    activation::register(r);
+    tile_gather::register(r);
+    scatter::register(r);
+    space_depth::register(r);
+    index_misc::register(r);
+    shape_misc::register(r);
+    upsample::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
