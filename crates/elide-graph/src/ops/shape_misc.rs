@@ -177,6 +177,7 @@ impl Operator for CenterCropPad {
             if t < dim {
                 let start = (dim - t) / 2;
                 crop[a] = (start, start + t);
+                pad[a] = (0, t);
             } else {
                 let start = (t - dim) / 2;
                 pad[a] = (start, start + dim);
@@ -363,7 +364,7 @@ mod tests {
         let out = run(&op, &[Some(&x2), Some(&tgt)]).unwrap();
         assert_eq!(
             (out.shape(), out.to_i64_vec()),
-            (&[1usize, 3][..], vec![0, 3, 4])
+            (&[1usize, 3][..], vec![3, 4, 0])
         );
         // Errors.
         assert!(run(&op, &[Some(&x2), Some(&t(1))]).is_err());
