@@ -320,7 +320,8 @@ mod tests {
     fn activations_match_their_formulas() {
         let xs = vec![-3.0f64, -1.0, -0.25, 0.0, 0.5, 1.0, 2.0];
         let v = Value::from_vec(&[7], xs.clone()).unwrap();
-        let naive: Vec<(ActFn, fn(f64) -> f64)> = vec![
+        type Naive = (ActFn, fn(f64) -> f64);
+        let naive: Vec<Naive> = vec![
             (ActFn::Elu { alpha: 2.0 }, |x| {
                 if x >= 0.0 {
                     x
