@@ -152,7 +152,7 @@ impl MathFn {
 
 /// The error function (not in std): Numerical Recipes' Chebyshev fit of erfc (`erfcc`),
 /// fractional error below 1.2e-7 everywhere, about f32's round-off.
-fn erf(x: f64) -> f64 {
+pub(crate) fn erf(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }

@@ -7,6 +7,7 @@
 //!
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
+mod activation;
 mod arg_topk;
 pub mod arith;
 mod binary;
@@ -20,6 +21,8 @@ mod conv_transpose;
 mod dropout;
 mod elementwise;
 mod generate;
+mod index_misc;
+mod indexing;
 mod linalg;
 mod masked;
 pub mod math;
@@ -29,12 +32,17 @@ mod pool;
 pub mod reduce;
 mod resize;
 pub mod runs;
+mod scatter;
 mod shape;
+mod shape_misc;
 mod softmax_like;
+mod space_depth;
 pub mod sparse_linear;
 #[cfg(test)]
 mod tests;
+mod tile_gather;
 pub mod typed;
+mod upsample;
 pub mod variadic;
 
 pub use binary::Binary;
@@ -222,6 +230,13 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     compare::register(r);
     variadic::register(r);
     cast_like::register(r);
+    activation::register(r);
+    tile_gather::register(r);
+    scatter::register(r);
+    space_depth::register(r);
+    index_misc::register(r);
+    shape_misc::register(r);
+    upsample::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
