@@ -60,9 +60,32 @@ pub struct PoolNd {
     indices: bool,
 }
 
-/// One spatial axis' windows: for each output index, its taps inside the input and the
-/// number of its taps inside the padded input.
-type AxisWindows = Vec<(Vec<usize>, usize)>;
+/// One window along one axis: its taps inside the input are `first + t * step` for `t` in
+/// `0..inside`; `padded` of its taps lie inside the padded input.
+#[derive(Clone, Copy, Debug)]
+struct Taps {
+    first: usize,
+    step: usize,
+    inside: usize,
+    padded: usize,
+}
+
+/// One spatial axis' windows, one per output index.
+type AxisWindows = Vec<Taps>;
+
+/// How many of the taps `start + j * d` (`j` in `0..k`) lie in `lo..hi`, and the first `j`.
+fn count_in(start: i128, d: i128, k: i128, lo: i128, hi: i128) -> (i128, i128) {
+    // The first j with start + j d >= bound, clamped to 0..=k.
+    let first_at = |bound: i128| -> i128 {
+        if start >= bound {
+            0
+        } else {
+            ((bound - start + d - 1) / d).min(k)
+        }
+    };
+    let (a, b) = (first_at(lo), first_at(hi));
+    (a, (b - a).max(0))
+}
 
 impl PoolNd {
     /// The 2-D legacy pool's geometry as an N-d pool (for inputs it does not take).
@@ -144,21 +167,18 @@ impl PoolNd {
             ctx.sized_wide("output", &[out])?;
             let out = out as usize;
             let (pb, pe) = (pb as i128, pe as i128);
+            let (d, k, n) = (d as i128, k as i128, len as i128);
             let w: AxisWindows = (0..out)
                 .map(|o| {
                     let start = o as i128 * s as i128 - pb;
-                    let mut taps = Vec::new();
-                    let mut padded = 0;
-                    for j in 0..k {
-                        let t = start + (j * d) as i128;
-                        if t >= -pb && t < len as i128 + pe {
-                            padded += 1;
-                        }
-                        if t >= 0 && t < len as i128 {
-                            taps.push(t as usize);
-                        }
+                    let (j0, inside) = count_in(start, d, k, 0, n);
+                    let (_, padded) = count_in(start, d, k, -pb, n + pe);
+                    Taps {
+                        first: (start + j0 * d).max(0) as usize,
+                        step: d as usize,
+                        inside: inside as usize,
+                        padded: padded as usize,
                     }
-                    (taps, padded)
                 })
                 .collect();
             all.push(w);
@@ -222,7 +242,8 @@ impl Operator for PoolNd {
             col[i] = col[i - 1] * dims[i - 1];
         }
         let mut y = Vec::with_capacity(total);
-        let mut ind: Vec<i64> = Vec::with_capacity(if self.indices { total } else { 0 });
+        let want_indices = self.indices && self.kind == NdKind::Max;
+        let mut ind: Vec<i64> = Vec::with_capacity(if want_indices { total } else { 0 });
         let sp = dims.len();
         for plane in 0..planes {
             let base = plane * plane_in;
@@ -231,19 +252,17 @@ impl Operator for PoolNd {
             }
             let mut o = vec![0usize; sp];
             loop {
-                let w: Vec<&(Vec<usize>, usize)> =
-                    (0..sp).filter_map(|a| wins[a].get(o[a])).collect();
-                let taps: Vec<&[usize]> = w.iter().map(|t| t.0.as_slice()).collect();
-                let count: usize = taps.iter().map(|t| t.len()).product();
+                let w: Vec<Taps> = (0..sp).filter_map(|a| wins[a].get(o[a]).copied()).collect();
+                let count: usize = w.iter().map(|t| t.inside).product();
                 let mut best: Option<(f64, usize)> = None;
                 let mut acc = 0.0;
                 if count > 0 {
-                    let tap_dims: Vec<usize> = taps.iter().map(|t| t.len()).collect();
+                    let tap_dims: Vec<usize> = w.iter().map(|t| t.inside).collect();
                     let mut t = vec![0usize; sp];
                     loop {
                         let (mut off, mut coff) = (0, 0);
                         for a in 0..sp {
-                            let pos = taps[a][t[a]];
+                            let pos = w[a].first + t[a] * w[a].step;
                             off += pos * row[a];
                             coff += pos * col[a];
                         }
@@ -281,7 +300,7 @@ impl Operator for PoolNd {
                     },
                     NdKind::Average { count_include_pad } => {
                         let div = if count_include_pad {
-                            w.iter().map(|t| t.1).product()
+                            w.iter().map(|t| t.padded).product()
                         } else {
                             count
                         };
@@ -297,7 +316,7 @@ impl Operator for PoolNd {
         }
         let yv = Value::from_vec(&out_shape, y)?.cast(x.dtype());
         let mut outs = vec![yv];
-        if self.indices {
+        if want_indices {
             outs.push(Value::from_vec(&out_shape, ind)?);
         }
         Ok(outs)
@@ -480,6 +499,26 @@ mod tests {
             ceil_mode: false,
             column_major: false,
             indices: true,
+        }
+    }
+
+    #[test]
+    fn tap_counts_match_a_scan() {
+        for start in -7i128..7 {
+            for d in 1i128..4 {
+                for k in 0i128..5 {
+                    for (lo, hi) in [(0i128, 5i128), (-2, 7), (3, 3)] {
+                        let hits: Vec<i128> = (0..k)
+                            .filter(|j| (lo..hi).contains(&(start + j * d)))
+                            .collect();
+                        let (j0, c) = count_in(start, d, k, lo, hi);
+                        assert_eq!(c as usize, hits.len(), "{start} {d} {k} {lo} {hi}");
+                        if c > 0 {
+                            assert_eq!(j0, hits[0]);
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -650,7 +650,7 @@ mod tests {
         let e = Value::f32(&[0], vec![]).unwrap();
         let out = DynamicQuantize.run(&[Some(&e)], ctx()).unwrap();
         assert_eq!(out[0].shape(), &[0]);
-        assert_eq!(out[1].to_f64_vec(), vec![1.0 / 255.0]);
+        assert_eq!(out[1].to_f64_vec(), vec![(1.0f32 / 255.0) as f64]);
     }
 
     #[test]
