@@ -324,7 +324,9 @@ mod tests {
             for (i, &x) in xs.iter().enumerate() {
                 let want = f.f64(x);
                 let same = |a: f64| {
-                    (a.is_nan() && want.is_nan()) || (a - want).abs() <= 1e-6 * (1.0 + want.abs())
+                    a == want
+                        || (a.is_nan() && want.is_nan())
+                        || (a - want).abs() <= 1e-6 * (1.0 + want.abs())
                 };
                 assert!(same(got[i]), "{name}({x}) = {} vs {want}", got[i]);
                 assert!(same(got32[i]), "{name} f32 ({x}) = {} vs {want}", got32[i]);
