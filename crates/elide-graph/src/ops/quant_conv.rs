@@ -175,7 +175,7 @@ impl QConv {
         let mut out = Vec::with_capacity(total);
         let out_plane: usize = out_sp.iter().product();
         for b in 0..n {
-            for oc in 0..m {
+            for (oc, &wz) in wzero.iter().enumerate() {
                 let grp = oc / mg;
                 if out_plane == 0 {
                     continue;
@@ -201,7 +201,7 @@ impl QConv {
                             }
                             if let Some(f) = off {
                                 let xval = xv.get(xbase + f).copied().unwrap_or(0);
-                                let wval = wv.get(wbase + kk).copied().unwrap_or(0) - wzero[oc];
+                                let wval = wv.get(wbase + kk).copied().unwrap_or(0) - wz;
                                 acc = acc.wrapping_add(xval.wrapping_mul(wval));
                             }
                             for d in (0..sp).rev() {
