@@ -560,12 +560,14 @@ fn pool(n: &NodeProto, name: &str, outputs: &[usize]) -> Result<Op> {
             "count_include_pad",
         ],
     )?;
-    if max && outputs.len() > 1 {
-        return Err(a.unsupported("MaxPool's Indices output"));
-    }
     let k = a.sizes("kernel_shape", vec![])?;
-    if k.len() != 2 {
-        return Err(a.unsupported(format!("only 2-D pooling (kernel_shape {k:?})")));
+    // The 2-D f32 pools run here; the other forms in ops::pool_nd.
+    let auto_pad = a.string("auto_pad", "NOTSET");
+    if (max && outputs.len() > 1)
+        || k.len() != 2
+        || !matches!(auto_pad.as_str(), "NOTSET" | "VALID")
+    {
+        return crate::ops::pool_nd::from_attrs(&n.op_type, &a, outputs.len(), &invalid);
     }
     let strides = a.sizes("strides", vec![1, 1])?;
     let dil = a.sizes("dilations", vec![1, 1])?;

@@ -188,7 +188,6 @@ const LEGACY: &[(&str, i64)] = &[
     ("ConstantOfShape", 1),
     ("Slice", 10),  // inputs starts/ends/axes/steps (attributes before 10)
     ("Resize", 11), // scales at input 2 (input 1 in opset 10)
-    ("Pad", 11),    // pads as an input (an attribute before 11)
 ];
 
 #[cfg(test)]

@@ -26,9 +26,14 @@ mod indexing;
 mod linalg;
 mod masked;
 pub mod math;
+pub mod matmul;
 pub mod norm;
 pub mod operator;
+mod pad;
 mod pool;
+pub mod pool_nd;
+pub mod quant;
+pub mod quant_conv;
 pub mod reduce;
 mod resize;
 pub mod runs;
@@ -237,6 +242,10 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     index_misc::register(r);
     shape_misc::register(r);
     upsample::register(r);
+    quant::register(r);
+    quant_conv::register(r);
+    pad::register(r);
+    pool_nd::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
@@ -343,13 +352,28 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
         Op::BatchNorm { eps } => one(elementwise::batch_norm(inputs, *eps, ctx)?),
         Op::Unary(u) => one(u.apply_value(ctx.input(inputs, 0)?, ctx)?),
         Op::Binary(b) => one(b.apply(ctx.input(inputs, 0)?, ctx.input(inputs, 1)?, ctx)?),
+        Op::Pool(p) if !matches!(inputs.first(), Some(Some(Value::F32(_)))) => {
+            pool_nd::PoolNd::from_legacy(p).run(inputs, ctx)
+        }
         Op::Pool(p) => one(Value::F32(p.apply(ctx.f32(inputs, 0)?, ctx)?)),
         Op::GlobalAveragePool => one(Value::F32(pool::global_average(ctx.f32(inputs, 0)?, ctx)?)),
-        Op::MatMul => one(Value::F32(linalg::matmul(
-            ctx.f32(inputs, 0)?,
-            ctx.f32(inputs, 1)?,
+        Op::MatMul => one(matmul::matmul_any(
+            ctx.input(inputs, 0)?,
+            ctx.input(inputs, 1)?,
             ctx,
-        )?)),
+        )?),
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } if !matches!(inputs.first(), Some(Some(Value::F32(_)))) => one(matmul::gemm_any(
+            inputs,
+            *alpha,
+            *beta,
+            [*trans_a, *trans_b],
+            ctx,
+        )?),
         Op::Gemm {
             alpha,
             beta,
