@@ -20,15 +20,23 @@ fn tile<T: Clone>(a: &ArrayD<T>, out_shape: &[usize]) -> Result<ArrayD<T>> {
     let n: usize = out_shape.iter().product();
     let data = with_slice(a, |src| {
         let mut out = Vec::with_capacity(n);
+        let Some((&last, outer)) = shape.split_last() else {
+            out.extend_from_slice(src); // a scalar
+            return out;
+        };
         if n == 0 {
             return out;
         }
-        // Every output dim is non-zero here, so every input dim is too.
-        let mut idx = vec![0usize; out_shape.len()];
+        // Every output dim is non-zero here, so every input dim is too. Output rows (all
+        // axes but the last) each copy one input row, repeated along the last axis.
+        let reps = out_shape[outer.len()] / last;
+        let mut idx = vec![0usize; outer.len()];
         loop {
             let off: usize = (0..idx.len()).map(|d| (idx[d] % shape[d]) * st[d]).sum();
-            out.push(src[off].clone());
-            if !next_index(&mut idx, out_shape) {
+            for _ in 0..reps {
+                out.extend_from_slice(&src[off..off + last]);
+            }
+            if !next_index(&mut idx, &out_shape[..outer.len()]) {
                 break;
             }
         }
@@ -294,6 +302,27 @@ mod tests {
             &[&x, &Value::i64(&[2], vec![1 << 40, 1 << 40]).unwrap()]
         )
         .is_err());
+    }
+
+    #[test]
+    fn tile_matches_a_naive_modulo_gather_on_3d() {
+        let shape = [2usize, 1, 3];
+        let x = Value::from_vec(&shape, (0..6i16).collect()).unwrap();
+        for reps in [[1i64, 1, 1], [3, 2, 1], [1, 4, 2], [2, 1, 3]] {
+            let r = Value::i64(&[3], reps.to_vec()).unwrap();
+            let out = run(&Tile, &[&x, &r]).unwrap();
+            let os: Vec<usize> = (0..3).map(|d| shape[d] * reps[d] as usize).collect();
+            let mut want = vec![];
+            for i in 0..os[0] {
+                for _ in 0..os[1] {
+                    // The middle axis has length 1: every j reads row 0.
+                    for k in 0..os[2] {
+                        want.push(((i % 2) * 3 + k % 3) as i64);
+                    }
+                }
+            }
+            assert_eq!((out.shape(), out.to_i64_vec()), (&os[..], want), "{reps:?}");
+        }
     }
 
     #[test]
