@@ -157,6 +157,10 @@ fn cost(g: &Graph, op: &Op, ins: &[Vec<usize>], out: &[usize]) -> (u64, u64) {
             let rows = (out.iter().product::<usize>() / w.rows.max(1)) as u64;
             (rows * w.nnz() as u64, (w.nnz() + w.rows) as u64)
         }
+        Op::Dyn(o) => {
+            let ins: Vec<&[usize]> = ins.iter().map(Vec::as_slice).collect();
+            (o.macs(&ins, &[out]), 0)
+        }
         _ => (0, 0),
     }
 }
