@@ -369,5 +369,20 @@ mod tests {
         // A^T = [[1,2,3],[4,5,6]], B^T = [[1,0],[0,1],[1,1]]: A^T B^T = [[4,5],[10,11]].
         assert_eq!(y.to_f64_vec(), vec![13.0, 20.0, 25.0, 32.0]);
         assert_eq!(y.dtype(), crate::DType::F64);
+        // Through the op: non-f32 Gemm and MatMul run here, f32 on the legacy path.
+        let op = super::super::Op::Gemm {
+            alpha: 2.0,
+            beta: 0.5,
+            trans_a: true,
+            trans_b: true,
+        };
+        let via = super::super::eval(&op, &[Some(&a), Some(&b), Some(&c)], ctx()).unwrap();
+        assert_eq!(via[0], y);
+        let f = |v: &Value| v.cast(crate::DType::F32);
+        let via32 =
+            super::super::eval(&op, &[Some(&f(&a)), Some(&f(&b)), Some(&f(&c))], ctx()).unwrap();
+        assert_eq!(via32[0].to_f64_vec(), y.to_f64_vec());
+        let mm = super::super::eval(&super::super::Op::MatMul, &[Some(&a), Some(&b)], ctx());
+        assert_eq!(mm.unwrap()[0].shape(), &[3, 3]);
     }
 }

@@ -503,6 +503,30 @@ mod tests {
     }
 
     #[test]
+    fn legacy_pools_run_integer_inputs_here() {
+        let p = Pool {
+            kind: PoolKind::Max,
+            kernel: [2, 2],
+            stride: [1, 1],
+            pads: [0; 4],
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        let x = Value::from_vec(&[1, 1, 2, 3], vec![1i8, -5, 3, 7, 0, -2]).unwrap();
+        let y = super::super::eval(&Op::Pool(p), &[Some(&x)], ctx())
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.dtype(), DType::I8);
+        assert_eq!(y.to_i64_vec(), vec![7, 3]);
+        // f32 still takes the legacy path, with the same answer.
+        let xf = x.cast(DType::F32);
+        let yf = super::super::eval(&Op::Pool(p), &[Some(&xf)], ctx())
+            .unwrap()
+            .remove(0);
+        assert_eq!(yf.to_f64_vec(), vec![7.0, 3.0]);
+    }
+
+    #[test]
     fn tap_counts_match_a_scan() {
         for start in -7i128..7 {
             for d in 1i128..4 {

@@ -48,7 +48,8 @@ impl Layout {
         if block < 0 {
             return Err(ctx.err(format!("block_size {block} is negative")));
         }
-        if block == 0 && count == 1 && p.len() <= 1 {
+        // One value is per tensor whatever its rank or the block size (as the reference).
+        if count == 1 {
             return Ok(Layout::Tensor);
         }
         let ax = ctx.axis(axis, x.len())?;
