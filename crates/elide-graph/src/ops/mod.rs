@@ -7,20 +7,24 @@
 //!
 //! An op whose output can outgrow its inputs checks the output's shape with [`Ctx::sized`]
 //! before allocating: above [`MAX_ELEMENTS`] it is a [`GraphError::TooLarge`] naming the node.
+pub mod attention;
 mod binary;
 mod clip;
 mod conv;
 mod conv_runtime;
 mod conv_transpose;
 mod dropout;
+pub mod einsum;
 mod elementwise;
 mod generate;
+pub mod grid_sample;
 mod linalg;
 mod masked;
 pub mod math;
 pub mod operator;
 mod pool;
 mod resize;
+pub mod rotary;
 pub mod runs;
 mod shape;
 pub mod sparse_linear;
@@ -201,9 +205,13 @@ impl Op {
 /// Registers the import builders of the ops written against [`Operator`] (one line per op in
 /// each family's `register`).
 pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
+    attention::register(r);
     clip::register(r);
     dropout::register(r);
+    einsum::register(r);
+    grid_sample::register(r);
     math::register(r);
+    rotary::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
