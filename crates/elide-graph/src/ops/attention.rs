@@ -61,7 +61,7 @@ fn to_heads(v: &Value, heads: Option<usize>, what: &str, ctx: Ctx) -> Result<Hea
                     "3-D {what} needs the q_num_heads/kv_num_heads attribute"
                 ))
             })?;
-            if h == 0 || hid % h != 0 {
+            if h == 0 || !hid.is_multiple_of(h) {
                 return Err(ctx.err(format!(
                     "{what}'s hidden size {hid} is not a multiple of {h} heads"
                 )));
@@ -138,8 +138,8 @@ fn mask_bias(m: &Value, dims: [usize; 4], ctx: Ctx) -> Result<Vec<f64>> {
             ms[3], dims[3]
         )));
     }
-    for k in 0..3 {
-        if ms[k] != 1 && ms[k] != dims[k] {
+    for (&m, &want) in ms.iter().zip(&dims).take(3) {
+        if m != 1 && m != want {
             return Err(ctx.err(format!(
                 "attn_mask of shape {sh:?} does not broadcast to {dims:?}"
             )));
@@ -193,7 +193,7 @@ impl Operator for Attention {
                 vv.shape()
             )));
         }
-        if k.h == 0 || q.h % k.h != 0 {
+        if k.h == 0 || !q.h.is_multiple_of(k.h) {
             return Err(ctx.err(format!(
                 "{} query heads are not a multiple of {} key/value heads",
                 q.h, k.h

@@ -140,9 +140,9 @@ impl Operator for Einsum {
                 .chain((ELL..ELL + 256).filter(|&id| seen[id] == 1))
                 .collect(),
         };
-        for id in 0..n_ell {
-            if seen[id] == 0 {
-                size[id] = 1;
+        for (sz, &n) in size.iter_mut().zip(&seen).take(n_ell) {
+            if n == 0 {
+                *sz = 1;
             }
         }
         let sum_ids: Vec<usize> = (0..ELL + 256)
@@ -164,9 +164,9 @@ impl Operator for Einsum {
                 let sh = v.shape();
                 let mut st = 1;
                 let mut out = vec![(0, 0); row.len()];
-                for i in (0..row.len()).rev() {
-                    out[i] = (row[i], if sh[i] == 1 { 0 } else { st });
-                    st *= sh[i];
+                for ((o, &id), &d) in out.iter_mut().zip(row).zip(sh).rev() {
+                    *o = (id, if d == 1 { 0 } else { st });
+                    st *= d;
                 }
                 out
             })

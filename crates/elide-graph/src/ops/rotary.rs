@@ -38,7 +38,7 @@ impl Operator for Rotary {
                 let h = self
                     .num_heads
                     .ok_or_else(|| ctx.err("a 3-D input needs the num_heads attribute"))?;
-                if hid % h != 0 {
+                if !hid.is_multiple_of(h) {
                     return Err(
                         ctx.err(format!("hidden size {hid} is not a multiple of {h} heads"))
                     );
@@ -48,7 +48,7 @@ impl Operator for Rotary {
             _ => return Err(ctx.err(format!("input has shape {sh:?}; expected 3-D or 4-D"))),
         };
         let rd = if self.dim == 0 { d } else { self.dim };
-        if rd > d || rd % 2 != 0 {
+        if rd > d || !rd.is_multiple_of(2) {
             return Err(ctx.err(format!(
                 "rotary_embedding_dim {rd} must be even and at most the head size {d}"
             )));
