@@ -520,6 +520,12 @@ mod tests {
         assert!(op()
             .run(&[Some(&three), Some(&three), Some(&three)], ctx())
             .is_err());
+        // f64 and f16 in, the same type out (present_key too).
+        for dt in [DType::F64, DType::F16] {
+            let x = val(&[1, 2, 3, 2], 9).cast(dt);
+            let out = op().run(&[Some(&x), Some(&x), Some(&x)], ctx()).unwrap();
+            assert!(out.iter().all(|o| o.dtype() == dt));
+        }
         let empty = val(&[1, 1, 0, 2], 1);
         let out = op()
             .run(&[Some(&empty), Some(&q), Some(&q)], ctx())

@@ -1,7 +1,7 @@
 //! ONNX Einsum (opset 12): Einstein summation over any number of inputs, with explicit
 //! (`ij,jk->ik`) or implicit (`ij,jk`: the labels seen once, sorted) outputs, repeated labels
 //! (diagonals) and broadcast ellipses. A plain loop over the output's and the summed labels'
-//! index space, in f64, rounded once to the input type.
+//! index space: floats in f64, rounded once to the input type; integers exactly (wrapping).
 use super::operator::Operator;
 use super::typed::{input, NUMERIC};
 use super::{Ctx, Op};
@@ -155,7 +155,6 @@ impl Operator for Einsum {
             &sum_ids.iter().map(|&id| size[id]).collect::<Vec<_>>(),
         )?;
         ctx.sized_wide("work", &[out_len as u128, sum_len as u128])?;
-        let data: Vec<Vec<f64>> = vals.iter().map(|v| v.to_f64_vec()).collect();
         // Per input: (label id, stride; 0 for a broadcast dim).
         let strides: Vec<Vec<(usize, usize)>> = ids
             .iter()
@@ -171,35 +170,80 @@ impl Operator for Einsum {
                 out
             })
             .collect();
-        let mut cur = [0usize; ELL + 256];
-        let mut out = Vec::with_capacity(out_len);
-        for o in 0..out_len {
-            let mut rem = o;
-            for &id in out_ids.iter().rev() {
-                cur[id] = rem % size[id];
-                rem /= size[id];
-            }
-            let mut acc = 0.0;
-            for s in 0..sum_len {
-                let mut rem = s;
-                for &id in sum_ids.iter().rev() {
-                    cur[id] = rem % size[id];
-                    rem /= size[id];
-                }
-                let mut p = 1.0;
-                for (d, st) in data.iter().zip(&strides) {
-                    let off: usize = st.iter().map(|&(id, s)| cur[id] * s).sum();
-                    p *= d[off];
-                }
-                acc += p;
-            }
-            out.push(acc);
-        }
-        Ok(vec![Value::from_vec(&oshape, out)?.cast(dt)])
+        let plan = Plan {
+            out_ids: &out_ids,
+            sum_ids: &sum_ids,
+            size: &size,
+            strides: &strides,
+            out_len,
+            sum_len,
+        };
+        let out = if dt.is_float() {
+            let data: Vec<Vec<f64>> = vals.iter().map(|v| v.to_f64_vec()).collect();
+            Value::from_vec(
+                &oshape,
+                plan.run(&data, 0.0, 1.0, |a, b| a * b, |a, b| a + b),
+            )?
+        } else {
+            // Integers exactly, wrapping as fixed-width hardware does.
+            let data: Vec<Vec<i64>> = vals.iter().map(|v| v.to_i64_vec()).collect();
+            let (mul, add) = (i64::wrapping_mul, i64::wrapping_add);
+            Value::from_vec(&oshape, plan.run(&data, 0, 1, mul, add))?
+        };
+        Ok(vec![out.cast(dt)])
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+/// The index spaces of one contraction.
+struct Plan<'a> {
+    out_ids: &'a [usize],
+    sum_ids: &'a [usize],
+    size: &'a [usize],
+    /// Per input: (label id, stride; 0 for a broadcast dim).
+    strides: &'a [Vec<(usize, usize)>],
+    out_len: usize,
+    sum_len: usize,
+}
+
+impl Plan<'_> {
+    /// Every output element: the sum over the summed labels of the inputs' product.
+    fn run<T: Copy>(
+        &self,
+        data: &[Vec<T>],
+        zero: T,
+        one: T,
+        mul: impl Fn(T, T) -> T,
+        add: impl Fn(T, T) -> T,
+    ) -> Vec<T> {
+        let mut cur = [0usize; ELL + 256];
+        let mut out = Vec::with_capacity(self.out_len);
+        for o in 0..self.out_len {
+            let mut rem = o;
+            for &id in self.out_ids.iter().rev() {
+                cur[id] = rem % self.size[id];
+                rem /= self.size[id];
+            }
+            let mut acc = zero;
+            for s in 0..self.sum_len {
+                let mut rem = s;
+                for &id in self.sum_ids.iter().rev() {
+                    cur[id] = rem % self.size[id];
+                    rem /= self.size[id];
+                }
+                let mut p = one;
+                for (d, st) in data.iter().zip(self.strides) {
+                    let off: usize = st.iter().map(|&(id, s)| cur[id] * s).sum();
+                    p = mul(p, d[off]);
+                }
+                acc = add(acc, p);
+            }
+            out.push(acc);
+        }
+        out
     }
 }
 
@@ -300,6 +344,15 @@ mod tests {
         assert!(run("ij,jk->ik", &[&seq(&[2, 3]), &seq(&[2, 2])]).is_err());
         assert!(run("ij->ix", &[&seq(&[2, 3])]).is_err());
         assert!(run("ijk", &[&seq(&[2, 3])]).is_err());
+        // Integers exactly (beyond f64's 53 bits), keeping their type.
+        let big = Value::i64(&[2], vec![1 << 60, 3]).unwrap();
+        let one = Value::i64(&[2], vec![1, 1]).unwrap();
+        let dot = run("i,i->", &[&big, &one]).unwrap();
+        assert_eq!(dot.dtype(), crate::DType::I64);
+        assert_eq!(dot.to_i64_vec(), vec![(1 << 60) + 3]);
+        let f = Value::f32(&[2], vec![1.0, 2.0]).unwrap();
+        assert!(run("i,i->", &[&big, &f]).is_err());
+        assert!(run("i->", &[&Value::from_vec(&[1], vec![true]).unwrap()]).is_err());
         assert!(parse("i$j").is_err());
         assert!(parse("......").is_err());
     }
