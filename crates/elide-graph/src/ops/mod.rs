@@ -10,6 +10,7 @@
 mod activation;
 mod arg_topk;
 pub mod arith;
+pub mod attention;
 mod binary;
 pub mod cast_like;
 mod clip;
@@ -19,10 +20,12 @@ mod conv;
 mod conv_runtime;
 mod conv_transpose;
 mod dropout;
+pub mod einsum;
 mod elementwise;
 mod generate;
 mod index_misc;
 mod indexing;
+pub mod grid_sample;
 mod linalg;
 mod masked;
 pub mod math;
@@ -36,6 +39,7 @@ pub mod quant;
 pub mod quant_conv;
 pub mod reduce;
 mod resize;
+pub mod rotary;
 pub mod runs;
 mod scatter;
 mod shape;
@@ -223,9 +227,12 @@ impl Op {
 /// Registers the import builders of the ops written against [`Operator`] (one line per op in
 /// each family's `register`).
 pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
+    attention::register(r);
     clip::register(r);
     control_flow::register(r);
     dropout::register(r);
+    einsum::register(r);
+    grid_sample::register(r);
     math::register(r);
     reduce::register(r);
     arg_topk::register(r);
@@ -246,6 +253,7 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     quant_conv::register(r);
     pad::register(r);
     pool_nd::register(r);
+    rotary::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
