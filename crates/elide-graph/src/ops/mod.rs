@@ -21,6 +21,8 @@ pub mod math;
 pub mod operator;
 mod pool;
 mod resize;
+pub mod rnn;
+pub mod rnn_cell;
 pub mod runs;
 mod shape;
 pub mod sparse_linear;
@@ -204,6 +206,7 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     clip::register(r);
     dropout::register(r);
     math::register(r);
+    rnn::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
