@@ -101,8 +101,8 @@ fn reference(c: &Case) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let hr = |h: &[f64], k: usize, j: usize| {
             let row = (d * g + k) * hs + j;
             let mut s = c.b[d * 2 * g * hs + g * hs + k * hs + j];
-            for i in 0..hs {
-                s += h[i] * c.r[row * hs + i];
+            for (i, hv) in h.iter().enumerate() {
+                s += hv * c.r[row * hs + i];
             }
             s
         };
