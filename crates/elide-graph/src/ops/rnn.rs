@@ -150,6 +150,8 @@ impl Recurrent {
             .ok_or_else(|| ctx.err("X too large"))?;
         ctx.sized("output", &[seq, nd, batch, hs])?;
         ctx.sized("input projection", &[rows, gh])?;
+        // The per-step buffers: an empty sequence must not let a huge batch through.
+        ctx.sized("recurrent state", &[nd, batch, gh])?;
         let b = arr(3)?;
         if let Some(b) = b {
             if b.shape() != [nd, 2 * gh] {

@@ -413,6 +413,12 @@ fn bad_inputs_are_errors() {
         .is_err());
     let x2 = f(&[4, 2], &c.x);
     assert!(o.run(&[Some(&x2), Some(&w), Some(&r)], ctx()).is_err());
+    // An empty sequence over a huge batch is refused before allocating its state.
+    let huge = Value::f32(&[0, 1 << 40, 2], vec![]).unwrap();
+    let e = o
+        .run(&[Some(&huge), Some(&w), Some(&r)], ctx())
+        .unwrap_err();
+    assert!(matches!(e, crate::GraphError::TooLarge { .. }), "{e}");
     // hidden_size disagreeing with R.
     let mut o2 = o.clone();
     o2.hidden = Some(4);
