@@ -40,6 +40,8 @@ pub mod quant_conv;
 pub mod reduce;
 mod resize;
 pub mod rotary;
+pub mod rnn;
+pub mod rnn_cell;
 pub mod runs;
 mod scatter;
 mod shape;
@@ -254,6 +256,7 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     pad::register(r);
     pool_nd::register(r);
     rotary::register(r);
+    rnn::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
