@@ -1,8 +1,8 @@
 //! Element types: the ones a [`crate::Value`] holds, their ONNX codes and names.
 //!
 //! Every ONNX numeric type an inference graph uses is held in its own width (no widening at
-//! load), so an op's output has the element type ONNX defines for it. float8 and 4-bit types
-//! are not held yet: a tensor of one is an error naming it.
+//! load), so an op's output has the element type ONNX defines for it; float8 and 4-bit types
+//! are held one element per byte ([`crate::small_floats`]).
 
 /// The element types a [`crate::Value`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,6 +33,20 @@ pub enum DType {
     U64,
     /// `BOOL`.
     Bool,
+    /// `FLOAT8E4M3FN`.
+    F8E4M3FN,
+    /// `FLOAT8E4M3FNUZ`.
+    F8E4M3FNUZ,
+    /// `FLOAT8E5M2`.
+    F8E5M2,
+    /// `FLOAT8E5M2FNUZ`.
+    F8E5M2FNUZ,
+    /// `UINT4` (one per byte in memory, packed two per byte in tensors).
+    U4,
+    /// `INT4` (as `UINT4`).
+    I4,
+    /// `FLOAT4E2M1` (as `UINT4`).
+    F4E2M1,
 }
 
 /// ONNX `TensorProto.DataType` codes of the types above.
@@ -65,11 +79,25 @@ pub mod onnx_code {
     pub const UINT64: i32 = 13;
     /// BFLOAT16.
     pub const BFLOAT16: i32 = 16;
+    /// FLOAT8E4M3FN.
+    pub const FLOAT8E4M3FN: i32 = 17;
+    /// FLOAT8E4M3FNUZ.
+    pub const FLOAT8E4M3FNUZ: i32 = 18;
+    /// FLOAT8E5M2.
+    pub const FLOAT8E5M2: i32 = 19;
+    /// FLOAT8E5M2FNUZ.
+    pub const FLOAT8E5M2FNUZ: i32 = 20;
+    /// UINT4.
+    pub const UINT4: i32 = 21;
+    /// INT4.
+    pub const INT4: i32 = 22;
+    /// FLOAT4E2M1.
+    pub const FLOAT4E2M1: i32 = 23;
 }
 
 impl DType {
     /// Every type, in ONNX code order.
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 20] = [
         DType::F32,
         DType::U8,
         DType::I8,
@@ -83,6 +111,13 @@ impl DType {
         DType::U32,
         DType::U64,
         DType::BF16,
+        DType::F8E4M3FN,
+        DType::F8E4M3FNUZ,
+        DType::F8E5M2,
+        DType::F8E5M2FNUZ,
+        DType::U4,
+        DType::I4,
+        DType::F4E2M1,
     ];
 
     /// Short name, as messages spell it ("f32", "i64", "bool", ...).
@@ -101,6 +136,13 @@ impl DType {
             DType::U32 => "u32",
             DType::U64 => "u64",
             DType::Bool => "bool",
+            DType::F8E4M3FN => "f8e4m3fn",
+            DType::F8E4M3FNUZ => "f8e4m3fnuz",
+            DType::F8E5M2 => "f8e5m2",
+            DType::F8E5M2FNUZ => "f8e5m2fnuz",
+            DType::U4 => "u4",
+            DType::I4 => "i4",
+            DType::F4E2M1 => "f4e2m1",
         }
     }
 
@@ -121,6 +163,13 @@ impl DType {
             DType::U32 => UINT32,
             DType::U64 => UINT64,
             DType::Bool => BOOL,
+            DType::F8E4M3FN => FLOAT8E4M3FN,
+            DType::F8E4M3FNUZ => FLOAT8E4M3FNUZ,
+            DType::F8E5M2 => FLOAT8E5M2,
+            DType::F8E5M2FNUZ => FLOAT8E5M2FNUZ,
+            DType::U4 => UINT4,
+            DType::I4 => INT4,
+            DType::F4E2M1 => FLOAT4E2M1,
         }
     }
 
@@ -160,9 +209,25 @@ impl DType {
         }
     }
 
-    /// Floating point (f32, f64, f16, bf16).
+    /// Floating point (f32, f64, f16, bf16, and the float8 / float4 types).
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+        matches!(
+            self,
+            DType::F32 | DType::F64 | DType::F16 | DType::BF16 | DType::F4E2M1
+        ) || self.is_float8()
+    }
+
+    /// One of the four float8 types.
+    pub fn is_float8(self) -> bool {
+        matches!(
+            self,
+            DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ
+        )
+    }
+
+    /// A 4-bit type (UINT4, INT4, FLOAT4E2M1), packed two per byte in tensors.
+    pub fn is_4bit(self) -> bool {
+        matches!(self, DType::U4 | DType::I4 | DType::F4E2M1)
     }
 
     /// A signed or unsigned integer (not bool).
@@ -175,10 +240,12 @@ impl DType {
         v.dtype() == self
     }
 
-    /// Bytes per element.
+    /// Bytes per element in memory (the 4-bit types take one byte each).
     pub fn size(self) -> usize {
         match self {
             DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 1,
+            DType::U4 | DType::I4 | DType::F4E2M1 => 1,
             DType::I16 | DType::U16 | DType::F16 | DType::BF16 => 2,
             DType::I32 | DType::U32 | DType::F32 => 4,
             DType::I64 | DType::U64 | DType::F64 => 8,

@@ -23,6 +23,7 @@ pub mod ops;
 pub mod optimize;
 #[cfg(test)]
 mod optimize_tests;
+pub mod small_floats;
 pub mod sparse;
 mod value;
 pub mod weights;

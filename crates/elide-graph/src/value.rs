@@ -36,6 +36,20 @@ pub enum Value {
     U64(ArrayD<u64>),
     /// Booleans.
     Bool(ArrayD<bool>),
+    /// FLOAT8E4M3FN values.
+    F8E4M3FN(ArrayD<crate::small_floats::F8E4M3FN>),
+    /// FLOAT8E4M3FNUZ values.
+    F8E4M3FNUZ(ArrayD<crate::small_floats::F8E4M3FNUZ>),
+    /// FLOAT8E5M2 values.
+    F8E5M2(ArrayD<crate::small_floats::F8E5M2>),
+    /// FLOAT8E5M2FNUZ values.
+    F8E5M2FNUZ(ArrayD<crate::small_floats::F8E5M2FNUZ>),
+    /// UINT4 values.
+    U4(ArrayD<crate::small_floats::U4>),
+    /// INT4 values.
+    I4(ArrayD<crate::small_floats::I4>),
+    /// FLOAT4E2M1 values.
+    F4E2M1(ArrayD<crate::small_floats::F4E2M1>),
 }
 
 /// Runs `$body` with `$a` bound to the array inside `$v` (any element type); the arms' results
@@ -57,6 +71,13 @@ macro_rules! with_array {
             $crate::Value::U32($a) => $body,
             $crate::Value::U64($a) => $body,
             $crate::Value::Bool($a) => $body,
+            $crate::Value::F8E4M3FN($a) => $body,
+            $crate::Value::F8E4M3FNUZ($a) => $body,
+            $crate::Value::F8E5M2($a) => $body,
+            $crate::Value::F8E5M2FNUZ($a) => $body,
+            $crate::Value::U4($a) => $body,
+            $crate::Value::I4($a) => $body,
+            $crate::Value::F4E2M1($a) => $body,
         }
     };
 }
@@ -80,6 +101,13 @@ macro_rules! map_array {
             $crate::Value::U32($a) => $crate::Value::U32($body),
             $crate::Value::U64($a) => $crate::Value::U64($body),
             $crate::Value::Bool($a) => $crate::Value::Bool($body),
+            $crate::Value::F8E4M3FN($a) => $crate::Value::F8E4M3FN($body),
+            $crate::Value::F8E4M3FNUZ($a) => $crate::Value::F8E4M3FNUZ($body),
+            $crate::Value::F8E5M2($a) => $crate::Value::F8E5M2($body),
+            $crate::Value::F8E5M2FNUZ($a) => $crate::Value::F8E5M2FNUZ($body),
+            $crate::Value::U4($a) => $crate::Value::U4($body),
+            $crate::Value::I4($a) => $crate::Value::I4($body),
+            $crate::Value::F4E2M1($a) => $crate::Value::F4E2M1($body),
         }
     };
 }
@@ -260,6 +288,13 @@ impl Value {
             Value::U32(_) => DType::U32,
             Value::U64(_) => DType::U64,
             Value::Bool(_) => DType::Bool,
+            Value::F8E4M3FN(_) => DType::F8E4M3FN,
+            Value::F8E4M3FNUZ(_) => DType::F8E4M3FNUZ,
+            Value::F8E5M2(_) => DType::F8E5M2,
+            Value::F8E5M2FNUZ(_) => DType::F8E5M2FNUZ,
+            Value::U4(_) => DType::U4,
+            Value::I4(_) => DType::I4,
+            Value::F4E2M1(_) => DType::F4E2M1,
         }
     }
 
@@ -303,6 +338,20 @@ impl Value {
     /// The value converted to `to` (as ONNX Cast: floats to integers truncate toward zero,
     /// to bool is "not zero").
     pub fn cast(&self, to: DType) -> Value {
+        self.cast_sat(to, true)
+    }
+
+    /// [`Value::cast`] with ONNX Cast's `saturate`: when false, values out of a float8 type's
+    /// range become infinity (or NaN) instead of its largest finite value.
+    pub fn cast_sat(&self, to: DType, saturate: bool) -> Value {
+        if self.dtype() == to {
+            return self.clone();
+        }
+        if !saturate {
+            if let Some(v) = crate::small_floats::cast_no_saturate(self, to) {
+                return v;
+            }
+        }
         if self.dtype() == to {
             return self.clone();
         }
@@ -321,6 +370,13 @@ impl Value {
                 DType::U32 => Value::U32(convert(a)),
                 DType::U64 => Value::U64(convert(a)),
                 DType::Bool => Value::Bool(convert(a)),
+                DType::F8E4M3FN => Value::F8E4M3FN(convert(a)),
+                DType::F8E4M3FNUZ => Value::F8E4M3FNUZ(convert(a)),
+                DType::F8E5M2 => Value::F8E5M2(convert(a)),
+                DType::F8E5M2FNUZ => Value::F8E5M2FNUZ(convert(a)),
+                DType::U4 => Value::U4(convert(a)),
+                DType::I4 => Value::I4(convert(a)),
+                DType::F4E2M1 => Value::F4E2M1(convert(a)),
             }
         }
         with_array!(self, a => go(a, to))

@@ -249,10 +249,16 @@ pub(super) fn import(b: &mut Builder, n: &NodeProto, name: &str, opset: i64) -> 
             axes: Attrs::new(n, name, &["axes"])?.ints("axes"),
         },
         "Cast" => {
-            let a = Attrs::new(n, name, &["to", "saturate"])?;
+            // round_mode only changes casts to FLOAT8E8M0, which elide does not hold.
+            let a = Attrs::new(n, name, &["to", "saturate", "round_mode"])?;
             let code = a.int("to", 0) as i32;
+            let saturate = match a.int("saturate", 1) {
+                0 => false,
+                1 => true,
+                v => return Err(a.unsupported(format!("saturate = {v} (0 or 1)"))),
+            };
             match crate::DType::from_onnx(code) {
-                Some(to) => Op::Cast { to },
+                Some(to) => Op::Cast { to, saturate },
                 None => {
                     return Err(a.unsupported(format!(
                         "Cast to {} ({code})",

@@ -3,6 +3,7 @@
 use super::proto::TensorProto;
 use crate::dtype::DType;
 use crate::ops::MAX_ELEMENTS;
+use crate::small_floats::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, I4, U4};
 use crate::{with_array, Elem, GraphError, Result, Value};
 use half::{bf16, f16};
 
@@ -48,6 +49,23 @@ pub fn to_value(t: &TensorProto, owner: &str) -> Result<Value> {
             t.name
         ))
     };
+    if dtype.is_4bit() {
+        // Packed two per byte, low nibble first; in int32_data one packed byte per entry.
+        let bytes: Vec<u8> = if raw.is_empty() {
+            t.int32_data.iter().map(|&v| v as u8).collect()
+        } else {
+            raw.clone()
+        };
+        if bytes.len() != n.div_ceil(2) {
+            return Err(bad_len(bytes.len() * 2));
+        }
+        let nib = |i: usize| (bytes[i / 2] >> ((i % 2) * 4)) & 0xF;
+        return match dtype {
+            DType::U4 => Value::from_vec(&shape, (0..n).map(|i| U4(nib(i))).collect()),
+            DType::I4 => Value::from_vec(&shape, (0..n).map(|i| I4(nib(i))).collect()),
+            _ => Value::from_vec(&shape, (0..n).map(|i| F4E2M1(nib(i))).collect()),
+        };
+    }
     if !raw.is_empty() {
         if raw.len() != n * dtype.size() {
             return Err(bad_len(raw.len() / dtype.size()));
@@ -87,6 +105,11 @@ pub fn to_value(t: &TensorProto, owner: &str) -> Result<Value> {
         DType::U8 => Value::from_vec(&shape, i32s.iter().map(|&v| v as u8).collect()),
         DType::U16 => Value::from_vec(&shape, i32s.iter().map(|&v| v as u16).collect()),
         DType::Bool => Value::from_vec(&shape, i32s.iter().map(|&v| v != 0).collect()),
+        _ => from_raw(
+            dtype,
+            &shape,
+            &i32s.iter().map(|&v| v as u8).collect::<Vec<u8>>(),
+        ),
     }
 }
 
@@ -116,6 +139,13 @@ fn from_raw(dtype: DType, shape: &[usize], raw: &[u8]) -> Result<Value> {
         DType::U32 => le!(u32, 4),
         DType::U64 => le!(u64, 8),
         DType::Bool => Value::from_vec(shape, raw.iter().map(|&b| b != 0).collect()),
+        DType::F8E4M3FN => Value::from_vec(shape, raw.iter().map(|&b| F8E4M3FN(b)).collect()),
+        DType::F8E4M3FNUZ => Value::from_vec(shape, raw.iter().map(|&b| F8E4M3FNUZ(b)).collect()),
+        DType::F8E5M2 => Value::from_vec(shape, raw.iter().map(|&b| F8E5M2(b)).collect()),
+        DType::F8E5M2FNUZ => Value::from_vec(shape, raw.iter().map(|&b| F8E5M2FNUZ(b)).collect()),
+        DType::U4 => Value::from_vec(shape, raw.iter().map(|&b| U4(b & 0xF)).collect()),
+        DType::I4 => Value::from_vec(shape, raw.iter().map(|&b| I4(b & 0xF)).collect()),
+        DType::F4E2M1 => Value::from_vec(shape, raw.iter().map(|&b| F4E2M1(b & 0xF)).collect()),
     }
 }
 
@@ -128,11 +158,18 @@ pub fn from_value(name: &str, v: &Value) -> TensorProto {
         }
         out
     }
+    let mut raw_data = with_array!(v, a => bytes(a));
+    if v.dtype().is_4bit() {
+        raw_data = raw_data
+            .chunks(2)
+            .map(|p| (p[0] & 0xF) | (p.get(1).copied().unwrap_or(0) << 4))
+            .collect();
+    }
     TensorProto {
         dims: v.shape().iter().map(|&d| d as i64).collect(),
         data_type: v.dtype().onnx(),
         name: name.to_string(),
-        raw_data: with_array!(v, a => bytes(a)),
+        raw_data,
         ..Default::default()
     }
 }
@@ -151,6 +188,16 @@ macro_rules! to_le {
     )*};
 }
 to_le!(f32, f64, f16, bf16, i8, i16, i32, i64, u8, u16, u32, u64);
+macro_rules! to_le_byte {
+    ($($t:ty),*) => {$(
+        impl ToLe for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                out.push(self.0);
+            }
+        }
+    )*};
+}
+to_le_byte!(F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, U4, I4, F4E2M1);
 impl ToLe for bool {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(*self as u8);
@@ -170,6 +217,27 @@ mod tests {
             let back = to_value(&from_value("t", &v), "t").unwrap();
             assert_eq!(back, v, "{d}");
         }
+    }
+
+    #[test]
+    fn four_bit_types_are_packed_low_nibble_first() {
+        let t = TensorProto {
+            dims: vec![3],
+            data_type: DType::I4.onnx(),
+            raw_data: vec![0x8F, 0x07],
+            ..Default::default()
+        };
+        let v = to_value(&t, "t").unwrap();
+        assert_eq!(v.to_i64_vec(), vec![-1, -8, 7]);
+        assert_eq!(from_value("t", &v).raw_data, vec![0x8F, 0x07]);
+        let typed = TensorProto {
+            raw_data: vec![],
+            int32_data: vec![0x8F, 0x07],
+            ..t.clone()
+        };
+        assert_eq!(to_value(&typed, "t").unwrap(), v);
+        let short = TensorProto { dims: vec![5], ..t };
+        assert!(to_value(&short, "t").is_err());
     }
 
     #[test]

@@ -7,10 +7,13 @@ use crate::onnx::registry::{NodeCtx, Registry};
 use crate::{Result, Value};
 use std::sync::Arc;
 
-/// `CastLike`. Its `saturate` attribute only changes conversions to float8 types, which no
-/// [`Value`] holds, so both of its values give the same results here.
+/// `CastLike`. Its `saturate` attribute only changes conversions to float8 types: when false,
+/// out-of-range values become infinity or NaN instead of the largest finite value.
 #[derive(Clone, Debug)]
-pub struct CastLike;
+pub struct CastLike {
+    /// ONNX `saturate` (default true).
+    pub saturate: bool,
+}
 
 impl Operator for CastLike {
     fn name(&self) -> &'static str {
@@ -20,7 +23,7 @@ impl Operator for CastLike {
     fn run(&self, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> {
         let x = input(inputs, 0, &[], ctx)?;
         let like = input(inputs, 1, &[], ctx)?;
-        Ok(vec![x.cast(like.dtype())])
+        Ok(vec![x.cast_sat(like.dtype(), self.saturate)])
     }
 
     fn pointwise(&self) -> bool {
@@ -35,11 +38,12 @@ impl Operator for CastLike {
 fn build(n: &NodeCtx) -> Result<Op> {
     let a = n.attrs(&["saturate"])?;
     n.arity((2, 2), (1, 1))?;
-    match a.int("saturate", 1) {
-        0 | 1 => {}
+    let saturate = match a.int("saturate", 1) {
+        0 => false,
+        1 => true,
         v => return Err(a.unsupported(format!("saturate = {v} (0 or 1)"))),
-    }
-    Ok(Op::Dyn(Arc::new(CastLike)))
+    };
+    Ok(Op::Dyn(Arc::new(CastLike { saturate })))
 }
 
 /// Registers the op of this file.
@@ -61,7 +65,7 @@ mod tests {
             (Value::zeros(DType::U8, &[2, 2]), vec![1, 0, 0, 255]),
             (Value::zeros(DType::Bool, &[1]), vec![1, 1, 0, 1]),
         ] {
-            let got = CastLike
+            let got = CastLike { saturate: true }
                 .run(&[Some(&x), Some(&like)], CTX)
                 .unwrap()
                 .remove(0);
@@ -69,10 +73,12 @@ mod tests {
             assert_eq!(got.shape(), &[4]);
             assert_eq!(got.to_i64_vec(), want);
         }
-        let h = CastLike
+        let h = CastLike { saturate: true }
             .run(&[Some(&x), Some(&Value::zeros(DType::F16, &[1]))], CTX)
             .unwrap();
         assert_eq!(h[0].dtype(), DType::F16);
-        assert!(CastLike.run(&[Some(&x), None], CTX).is_err());
+        assert!(CastLike { saturate: true }
+            .run(&[Some(&x), None], CTX)
+            .is_err());
     }
 }

@@ -156,6 +156,8 @@ pub enum Op {
     Cast {
         /// The target type.
         to: crate::DType,
+        /// ONNX `saturate`: out-of-range values to float8 types clamp (else become inf/NaN).
+        saturate: bool,
     },
     /// Pass-through.
     Identity,
@@ -407,7 +409,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Value>], ctx: Ctx) -> Result<Vec<Value>> 
         Op::Gather { axis } => one(shape::gather(inputs, *axis, ctx)?),
         Op::Unsqueeze { axes } => one(shape::unsqueeze(inputs, axes.as_deref(), ctx)?),
         Op::Squeeze { axes } => one(shape::squeeze(inputs, axes.as_deref(), ctx)?),
-        Op::Cast { to } => one(ctx.input(inputs, 0)?.cast(*to)),
+        Op::Cast { to, saturate } => one(ctx.input(inputs, 0)?.cast_sat(*to, *saturate)),
         Op::Identity => one(ctx.input(inputs, 0)?.clone()),
         Op::ConvTranspose(c) => one(Value::F32(c.apply(ctx.f32(inputs, 0)?, ctx)?)),
         Op::Resize(r) => one(Value::F32(resize(r, inputs, ctx)?)),

@@ -2,9 +2,10 @@
 //! blocked), DynamicQuantizeLinear, and the quantized products MatMulInteger and
 //! QLinearMatMul. The quantized convolutions are in [`super::quant_conv`].
 //!
-//! The integer types elide holds are u8, i8, u16, i16 (and i32 for DequantizeLinear);
-//! the 4-bit and 8-bit float types have no [`Value`] variant and are refused at load.
-//! Rounding is half to even and results saturate to the output type, as ONNX defines.
+//! The quantized types are u8, i8, u16, i16, u4, i4 (and i32 for DequantizeLinear), the
+//! float8 types (no zero point is added: it must be zero; `saturate = 0` gives inf/NaN out of
+//! range) and float4 e2m1 (the zero point is added as a float). Rounding is half to even and
+//! results saturate to the output type, as ONNX defines.
 use super::matmul::MatShape;
 use super::operator::Operator;
 use super::typed::{input, FLOATS};
@@ -21,6 +22,8 @@ fn range(t: DType) -> Option<(i64, i64)> {
         DType::I8 => (-128, 127),
         DType::U16 => (0, 65535),
         DType::I16 => (-32768, 32767),
+        DType::U4 => (0, 15),
+        DType::I4 => (-8, 7),
         _ => return None,
     })
 }
@@ -118,6 +121,13 @@ pub struct Linear {
     block: i64,
     /// `output_dtype` (None: from the zero point, or u8; for Dequantize: the scale's type).
     out: Option<DType>,
+    /// `saturate` (float8 outputs of QuantizeLinear only).
+    saturate: bool,
+}
+
+/// A float type QuantizeLinear produces (float8, float4).
+fn small_float(t: DType) -> bool {
+    t.is_float8() || t == DType::F4E2M1
 }
 
 impl Linear {
@@ -140,27 +150,50 @@ impl Linear {
             (Some(z), _) => z.dtype(),
             (None, o) => o.unwrap_or(DType::U8),
         };
-        let (lo, hi) =
-            range(out).ok_or_else(|| ctx.err(format!("quantizing to {out} is not supported")))?;
         let layout = Layout::new(x.shape(), scale.shape(), self.axis, self.block, ctx)?;
         let s = scale.to_f64_vec();
-        let z = zero_points(zp, scale, ctx)?;
         let xt = x.dtype();
+        // The division in x's type, as the reference does.
+        let div = |v: f64, sc: f64| match xt {
+            DType::F64 => v / sc,
+            DType::F16 => f16::from_f32(v as f32 / sc as f32).to_f64(),
+            DType::BF16 => bf16::from_f32(v as f32 / sc as f32).to_f64(),
+            _ => (v as f32 / sc as f32) as f64,
+        };
+        if small_float(out) {
+            let z = match zp {
+                Some(z) if out == DType::F4E2M1 => {
+                    zero_points(Some(z), scale, ctx)?;
+                    z.to_f64_vec()
+                }
+                _ => vec![0.0; scale.len()],
+            };
+            let q: Vec<f64> = x
+                .to_f64_vec()
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let j = layout.index(i);
+                    let r = div(v, s.get(j).copied().unwrap_or(1.0));
+                    if out == DType::F4E2M1 {
+                        (r as f32 + z.get(j).copied().unwrap_or(0.0) as f32) as f64
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            return Ok(Value::from_vec(x.shape(), q)?.cast_sat(out, self.saturate));
+        }
+        let (lo, hi) =
+            range(out).ok_or_else(|| ctx.err(format!("quantizing to {out} is not supported")))?;
+        let z = zero_points(zp, scale, ctx)?;
         let q: Vec<i64> = x
             .to_f64_vec()
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
                 let j = layout.index(i);
-                let sc = s.get(j).copied().unwrap_or(1.0);
-                // The division in x's type, as the reference does.
-                let r = match xt {
-                    DType::F64 => v / sc,
-                    DType::F16 => f16::from_f32(v as f32 / sc as f32).to_f64(),
-                    DType::BF16 => bf16::from_f32(v as f32 / sc as f32).to_f64(),
-                    _ => (v as f32 / sc as f32) as f64,
-                };
-                let r = r.round_ties_even();
+                let r = div(v, s.get(j).copied().unwrap_or(1.0)).round_ties_even();
                 let zp = z.get(j).copied().unwrap_or(0);
                 // NaN saturates to 0 + zero point as `as` does; infinities to the ends.
                 (r.clamp(-1e18, 1e18) as i64)
@@ -175,7 +208,20 @@ impl Linear {
         let x = input(
             inputs,
             0,
-            &[DType::U8, DType::I8, DType::U16, DType::I16, DType::I32],
+            &[
+                DType::U8,
+                DType::I8,
+                DType::U16,
+                DType::I16,
+                DType::I32,
+                DType::U4,
+                DType::I4,
+                DType::F8E4M3FN,
+                DType::F8E4M3FNUZ,
+                DType::F8E5M2,
+                DType::F8E5M2FNUZ,
+                DType::F4E2M1,
+            ],
             ctx,
         )?;
         let scale = input(inputs, 1, &FLOATS, ctx)?;
@@ -195,15 +241,19 @@ impl Linear {
         }
         let layout = Layout::new(x.shape(), scale.shape(), self.axis, self.block, ctx)?;
         let s = scale.to_f64_vec();
-        let z = zero_points(zp, scale, ctx)?;
+        zero_points(zp, scale, ctx)?;
+        let z = match zp {
+            Some(z) => z.to_f64_vec(),
+            None => vec![0.0; scale.len()],
+        };
         let wide = x.dtype() == DType::I32;
         let y: Vec<f64> = x
-            .to_i64_vec()
+            .to_f64_vec()
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
                 let j = layout.index(i);
-                let dx = v - z.get(j).copied().unwrap_or(0);
+                let dx = v - z.get(j).copied().unwrap_or(0.0);
                 let sc = s.get(j).copied().unwrap_or(1.0);
                 if wide {
                     dx as f64 * sc
@@ -464,7 +514,7 @@ fn output_dtype(
     }
     let t = DType::from_onnx(code as i32);
     match t {
-        Some(t) if quantize && range(t).is_some() => Ok(Some(t)),
+        Some(t) if quantize && (range(t).is_some() || small_float(t)) => Ok(Some(t)),
         Some(t) if !quantize && t.is_float() => Ok(Some(t)),
         _ => Err(a.unsupported(format!(
             "output_dtype {} ({code}) in {}",
@@ -490,8 +540,13 @@ fn build_linear(n: &NodeCtx) -> Result<Op> {
     if a.int("precision", 0) != 0 {
         return Err(a.unsupported("precision (computing in another float type)"));
     }
-    // `saturate` only changes float8 outputs, which elide does not hold.
+    let saturate = match a.int("saturate", 1) {
+        0 => false,
+        1 => true,
+        v => return Err(a.unsupported(format!("saturate = {v} (0 or 1)"))),
+    };
     Ok(Op::Dyn(Arc::new(Linear {
+        saturate,
         quantize,
         axis: a.int("axis", 1),
         block: a.int("block_size", 0),
@@ -544,7 +599,44 @@ mod tests {
             axis,
             block,
             out: None,
+            saturate: true,
         }
+    }
+
+    #[test]
+    fn float8_and_four_bit_outputs() {
+        let x = Value::f32(&[5], vec![0.0, 1.0, 3.0, 1000.0, -7.0]).unwrap();
+        let s = Value::f32(&[], vec![0.5]).unwrap();
+        let z8 = Value::zeros(DType::F8E4M3FN, &[]);
+        let y = lin(true, 1, 0)
+            .quantize(&[Some(&x), Some(&s), Some(&z8)], ctx())
+            .unwrap();
+        assert_eq!(y.dtype(), DType::F8E4M3FN);
+        assert_eq!(y.to_f64_vec(), vec![0.0, 2.0, 6.0, 448.0, -14.0]);
+        let mut nosat = lin(true, 1, 0);
+        nosat.saturate = false;
+        let y = nosat
+            .quantize(&[Some(&x), Some(&s), Some(&z8)], ctx())
+            .unwrap();
+        assert!(y.to_f64_vec()[3].is_nan());
+        let z4 = Value::from_vec(&[], vec![crate::small_floats::I4(1)]).unwrap();
+        let y = lin(true, 1, 0)
+            .quantize(&[Some(&x), Some(&s), Some(&z4)], ctx())
+            .unwrap();
+        assert_eq!(y.to_i64_vec(), vec![1, 3, 7, 7, -8]);
+        let d = lin(false, 1, 0)
+            .dequantize(&[Some(&y), Some(&s), Some(&z4)], ctx())
+            .unwrap();
+        assert_eq!(d.to_f64_vec(), vec![0.0, 1.0, 3.0, 3.0, -4.5]);
+        let f4 = Value::zeros(DType::F4E2M1, &[]);
+        let y = lin(true, 1, 0)
+            .quantize(&[Some(&x), Some(&s), Some(&f4)], ctx())
+            .unwrap();
+        assert_eq!(y.to_f64_vec(), vec![0.0, 2.0, 6.0, 6.0, -6.0]);
+        let d = lin(false, 1, 0)
+            .dequantize(&[Some(&y), Some(&s), None], ctx())
+            .unwrap();
+        assert_eq!(d.to_f64_vec(), vec![0.0, 1.0, 3.0, 3.0, -3.0]);
     }
 
     #[test]
