@@ -16,8 +16,11 @@ mod clip;
 pub mod compare;
 mod control_flow;
 mod conv;
+pub mod conv_nd;
 mod conv_runtime;
 mod conv_transpose;
+pub mod conv_transpose_nd;
+pub mod deform_conv;
 mod dropout;
 mod elementwise;
 mod generate;
@@ -36,6 +39,7 @@ pub mod quant;
 pub mod quant_conv;
 pub mod reduce;
 mod resize;
+pub mod resize_nd;
 pub mod runs;
 mod scatter;
 mod shape;
@@ -47,6 +51,7 @@ pub mod sparse_linear;
 mod tests;
 mod tile_gather;
 pub mod typed;
+pub mod unpool_col2im;
 mod upsample;
 pub mod variadic;
 
@@ -246,6 +251,9 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     quant_conv::register(r);
     pad::register(r);
     pool_nd::register(r);
+    resize_nd::register(r);
+    unpool_col2im::register(r);
+    deform_conv::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
