@@ -71,30 +71,46 @@ impl Operator for MaxUnpool {
         }
         let strides = per_dim(&self.strides, nsp, 1, "strides", ctx)?;
         let pads = per_dim(&self.pads, 2 * nsp, 0, "pads", ctx)?;
-        let shape: Vec<usize> = match inputs.get(2).copied().flatten() {
+        let mut shape = vec![xs[0], xs[1]];
+        for d in 0..nsp {
+            let o = (xs[d + 2] as i64 - 1) * strides[d] + self.kernel[d] - pads[d] - pads[d + nsp];
+            if o < 0 {
+                return Err(ctx.err(format!("output length {o} is negative")));
+            }
+            shape.push(o as usize);
+        }
+        // An output_shape (input 2) pads the inferred shape with zeros at the end of each axis.
+        let target: Option<Vec<usize>> = match inputs.get(2).copied().flatten() {
             Some(s) => {
                 let v = s.to_i64_vec();
-                if v.len() != xs.len() || v.iter().any(|&d| d < 0) {
-                    return Err(ctx.err(format!("output_shape {v:?}")));
+                if v.len() != xs.len() || v.iter().zip(&shape).any(|(&t, &d)| t < d as i64) {
+                    return Err(ctx.err(format!("output_shape {v:?} smaller than {shape:?}")));
                 }
-                v.iter().map(|&d| d as usize).collect()
+                Some(v.iter().map(|&d| d as usize).collect())
             }
-            None => {
-                let mut s = vec![xs[0], xs[1]];
-                for d in 0..nsp {
-                    let o = (xs[d + 2] as i64 - 1) * strides[d] + self.kernel[d]
-                        - pads[d]
-                        - pads[d + nsp];
-                    if o < 0 {
-                        return Err(ctx.err(format!("output length {o} is negative")));
-                    }
-                    s.push(o as usize);
-                }
-                s
-            }
+            None => None,
         };
         let idx = i.to_i64_vec();
-        let y = map_array!(x, a => scatter(a, &idx, &shape, ctx)?);
+        let y = map_array!(x, a => {
+            let small = scatter(a, &idx, &shape, ctx)?;
+            match &target {
+                None => small,
+                Some(t) => {
+                    ctx.sized("output", t)?;
+                    let mut big = ArrayD::from_elem(IxDyn(t), Default::default());
+                    let region: Vec<ndarray::SliceInfoElem> = shape
+                        .iter()
+                        .map(|&d| ndarray::SliceInfoElem::Slice {
+                            start: 0,
+                            end: Some(d as isize),
+                            step: 1,
+                        })
+                        .collect();
+                    big.slice_mut(region.as_slice()).assign(&small);
+                    big
+                }
+            }
+        });
         Ok(vec![y])
     }
 }
