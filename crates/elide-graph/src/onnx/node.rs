@@ -402,6 +402,24 @@ fn conv(
             .and_then(|id| b.graph.constants.get(&id))
     };
     let bias_known = inputs.get(2).copied().flatten().is_none() || constant(2).is_some();
+    // Pads that depend on the input size, or spatial ranks other than 2: the general op.
+    let a = Attrs::new(n, name, CONV_ATTRS)?;
+    let same = matches!(
+        a.string("auto_pad", "NOTSET").as_str(),
+        "SAME_UPPER" | "SAME_LOWER"
+    );
+    let strided = a.ints("strides").is_some_and(|s| s.iter().any(|&v| v != 1));
+    let rank2 = constant(1).is_none_or(|w| w.shape().len() == 4 && matches!(w, Value::F32(_)));
+    if (same && strided) || !rank2 {
+        return Ok(Op::Dyn(std::sync::Arc::new(crate::ops::conv_nd::ConvNd {
+            auto_pad: a.string("auto_pad", "NOTSET"),
+            dilations: a.ints("dilations"),
+            group: a.int("group", 1),
+            kernel_shape: a.ints("kernel_shape"),
+            pads: a.ints("pads"),
+            strides: a.ints("strides"),
+        })));
+    }
     match constant(1) {
         Some(w) if bias_known => conv_layer(n, name, w, constant(2), invalid),
         // Weights (or bias) computed at run time: built per run until a lowering pass finds
@@ -632,13 +650,25 @@ fn conv_transpose(
             "strides",
         ],
     )?;
-    if group(&a, invalid)? != 1 {
-        return Err(a.unsupported("grouped ConvTranspose"));
-    }
-    if a.ints("output_shape").is_some()
+    let general = || -> Result<Op> {
+        Ok(Op::Dyn(std::sync::Arc::new(
+            crate::ops::conv_transpose_nd::ConvTransposeNd {
+                auto_pad: a.string("auto_pad", "NOTSET"),
+                dilations: a.ints("dilations"),
+                group: a.int("group", 1),
+                kernel_shape: a.ints("kernel_shape"),
+                output_padding: a.ints("output_padding"),
+                output_shape: a.ints("output_shape"),
+                pads: a.ints("pads"),
+                strides: a.ints("strides"),
+            },
+        )))
+    };
+    if a.int("group", 1) != 1
+        || a.ints("output_shape").is_some()
         || !matches!(a.string("auto_pad", "NOTSET").as_str(), "NOTSET" | "VALID")
     {
-        return Err(a.unsupported("output_shape / auto_pad SAME (set pads explicitly)"));
+        return general();
     }
     let Some(Value::F32(w)) = inputs
         .get(1)
@@ -646,8 +676,17 @@ fn conv_transpose(
         .flatten()
         .and_then(|id| b.graph.constants.get(&id))
     else {
-        return Err(a.unsupported("weights computed at run time or not f32"));
+        return general();
     };
+    if w.ndim() != 4
+        || inputs
+            .get(2)
+            .copied()
+            .flatten()
+            .is_some_and(|id| !matches!(b.graph.constants.get(&id), Some(Value::F32(_))))
+    {
+        return general();
+    }
     let shape: [usize; 4] = w
         .shape()
         .try_into()

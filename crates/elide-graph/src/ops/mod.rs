@@ -17,8 +17,11 @@ mod clip;
 pub mod compare;
 mod control_flow;
 mod conv;
+pub mod conv_nd;
 mod conv_runtime;
 mod conv_transpose;
+pub mod conv_transpose_nd;
+pub mod deform_conv;
 mod dropout;
 pub mod einsum;
 mod elementwise;
@@ -44,6 +47,7 @@ mod resize;
 pub mod rotary;
 pub mod rnn;
 pub mod rnn_cell;
+pub mod resize_nd;
 pub mod runs;
 mod scatter;
 mod shape;
@@ -56,6 +60,7 @@ mod tests;
 mod tile_gather;
 pub mod typed;
 pub mod unique_det;
+pub mod unpool_col2im;
 mod upsample;
 pub mod variadic;
 
@@ -265,6 +270,9 @@ pub(crate) fn register(r: &mut crate::onnx::registry::Registry) {
     pool_nd::register(r);
     rotary::register(r);
     rnn::register(r);
+    resize_nd::register(r);
+    unpool_col2im::register(r);
+    deform_conv::register(r);
 }
 
 /// Most elements one value may hold: 2^31 (8 GiB of f32). Real models stay far below it
