@@ -120,7 +120,7 @@ impl Fmt {
             match overflow {
                 Some(o) if !saturate => {
                     let half = (max - self.magnitude(self.max - 1)) / 2.0;
-                    let keeps = a < max + half || (a == max + half && self.max % 2 == 0);
+                    let keeps = a < max + half || (a == max + half && self.max.is_multiple_of(2));
                     if a.is_infinite() || !keeps {
                         if self.fnuz {
                             return o;

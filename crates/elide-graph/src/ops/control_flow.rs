@@ -95,9 +95,17 @@ impl Operator for Loop {
         let mut scans: Vec<Vec<Value>> = Vec::new();
         let mut i = 0i64;
         while trip.is_none_or(|m| i < m) && cond.unwrap_or(true) {
+            // Scalars, or one-element 1-D tensors where the body declares them so (as
+            // exporters such as paddle2onnx do).
+            let shape = |k: usize| -> &[usize] {
+                match self.body.inputs.get(k).map(|inp| inp.shape.as_slice()) {
+                    Some([Some(1)]) => &[1],
+                    _ => &[],
+                }
+            };
             let mut args = vec![
-                Value::i64(&[], vec![i])?,
-                Value::from_vec(&[], vec![cond.unwrap_or(true)])?,
+                Value::i64(shape(0), vec![i])?,
+                Value::from_vec(shape(1), vec![cond.unwrap_or(true)])?,
             ];
             args.extend(carried.iter().cloned());
             args.extend(captured.iter().cloned());
