@@ -205,6 +205,7 @@ impl DType {
             21 => "UINT4",
             22 => "INT4",
             23 => "FLOAT4E2M1",
+            24 => "FLOAT8E8M0",
             _ => "unknown",
         }
     }

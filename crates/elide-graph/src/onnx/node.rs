@@ -664,6 +664,8 @@ fn conv_transpose(
             },
         )))
     };
+    // Checked here for both forms: the general op would only fail when it runs.
+    group(&a, invalid)?;
     if a.int("group", 1) != 1
         || a.ints("output_shape").is_some()
         || !matches!(a.string("auto_pad", "NOTSET").as_str(), "NOTSET" | "VALID")
