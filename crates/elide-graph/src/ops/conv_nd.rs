@@ -3,6 +3,7 @@
 //! at run time), and spatial ranks other than 2.
 use super::operator::Operator;
 use super::typed::{input, FLOATS};
+use super::typed::{next_index as next, per_dim};
 use super::Ctx;
 use crate::{Result, Value};
 
@@ -21,25 +22,6 @@ pub struct ConvNd {
     pub pads: Option<Vec<i64>>,
     /// `strides`.
     pub strides: Option<Vec<i64>>,
-}
-
-fn per_dim(v: &Option<Vec<i64>>, n: usize, default: i64, what: &str, ctx: Ctx) -> Result<Vec<i64>> {
-    match v {
-        None => Ok(vec![default; n]),
-        Some(v) if v.len() == n => Ok(v.clone()),
-        Some(v) => Err(ctx.err(format!("{what} {v:?}: {n} values expected"))),
-    }
-}
-
-fn next(idx: &mut [usize], dims: &[usize]) -> bool {
-    for d in (0..idx.len()).rev() {
-        idx[d] += 1;
-        if idx[d] < dims[d] {
-            return true;
-        }
-        idx[d] = 0;
-    }
-    false
 }
 
 impl Operator for ConvNd {

@@ -4,6 +4,7 @@
 //! [`super::ConvTranspose`]; the importer uses this op where that one does not apply.
 use super::operator::Operator;
 use super::typed::{input, FLOATS};
+use super::typed::{next_index as next, per_dim};
 use super::Ctx;
 use crate::{Result, Value};
 
@@ -26,25 +27,6 @@ pub struct ConvTransposeNd {
     pub pads: Option<Vec<i64>>,
     /// `strides`.
     pub strides: Option<Vec<i64>>,
-}
-
-fn per_dim(v: &Option<Vec<i64>>, n: usize, default: i64, what: &str, ctx: Ctx) -> Result<Vec<i64>> {
-    match v {
-        None => Ok(vec![default; n]),
-        Some(v) if v.len() == n => Ok(v.clone()),
-        Some(v) => Err(ctx.err(format!("{what} {v:?}: {n} values expected"))),
-    }
-}
-
-fn next(idx: &mut [usize], dims: &[usize]) -> bool {
-    for d in (0..idx.len()).rev() {
-        idx[d] += 1;
-        if idx[d] < dims[d] {
-            return true;
-        }
-        idx[d] = 0;
-    }
-    false
 }
 
 impl Operator for ConvTransposeNd {

@@ -79,6 +79,34 @@ pub fn input<'v>(
     Ok(v)
 }
 
+/// An N-d attribute (strides, pads, ...) with one value per spatial axis, `default` for each
+/// when absent; a list of another length is an error naming `what`.
+pub(crate) fn per_dim(
+    v: &Option<Vec<i64>>,
+    n: usize,
+    default: i64,
+    what: &str,
+    ctx: Ctx,
+) -> Result<Vec<i64>> {
+    match v {
+        None => Ok(vec![default; n]),
+        Some(v) if v.len() == n => Ok(v.clone()),
+        Some(v) => Err(ctx.err(format!("{what} {v:?}: {n} values expected"))),
+    }
+}
+
+/// Advances a row-major multi-index over `dims`; `false` after the last one.
+pub(crate) fn next_index(idx: &mut [usize], dims: &[usize]) -> bool {
+    for d in (0..idx.len()).rev() {
+        idx[d] += 1;
+        if idx[d] < dims[d] {
+            return true;
+        }
+        idx[d] = 0;
+    }
+    false
+}
+
 /// The float types.
 pub const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
 

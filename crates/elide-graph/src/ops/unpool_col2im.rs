@@ -3,30 +3,12 @@
 //! of blocks summed back into an N-d image), on every numeric type (Col2Im computed in f64).
 use super::operator::Operator;
 use super::typed::{input, NUMERIC};
+use super::typed::{next_index as next, per_dim};
 use super::{Ctx, Op};
 use crate::onnx::registry::{NodeCtx, Registry};
 use crate::{map_array, DType, Elem, Result, Value};
 use ndarray::{ArrayD, IxDyn};
 use std::sync::Arc;
-
-fn per_dim(v: &Option<Vec<i64>>, n: usize, default: i64, what: &str, ctx: Ctx) -> Result<Vec<i64>> {
-    match v {
-        None => Ok(vec![default; n]),
-        Some(v) if v.len() == n => Ok(v.clone()),
-        Some(v) => Err(ctx.err(format!("{what} {v:?}: {n} values expected"))),
-    }
-}
-
-fn next(idx: &mut [usize], dims: &[usize]) -> bool {
-    for d in (0..idx.len()).rev() {
-        idx[d] += 1;
-        if idx[d] < dims[d] {
-            return true;
-        }
-        idx[d] = 0;
-    }
-    false
-}
 
 /// A MaxUnpool node.
 #[derive(Clone, Debug)]
